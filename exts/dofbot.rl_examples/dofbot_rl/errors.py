@@ -1,0 +1,13 @@
+"""The errors a user can fix, which the CLI and the panel show as one line (no traceback)."""
+
+from dofbot_rl.config import ConfigError
+from dofbot_rl.physics.base import PhysicsError
+from dofbot_rl.rl.checkpoints import CheckpointError
+from dofbot_rl.tasks.dofbot_reacher import NonFiniteActionError
+
+
+class UsageError(ValueError):
+    """A command-line mistake (unknown command, bad extra option)."""
+
+
+USER_ERRORS = (ConfigError, CheckpointError, NonFiniteActionError, PhysicsError, UsageError, FileNotFoundError)

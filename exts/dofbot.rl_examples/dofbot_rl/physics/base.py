@@ -1,0 +1,80 @@
+"""The physics seam: what the task asks of any simulator, batched over ``num_envs``.
+
+Every backend (MuJoCo C on CPU, MuJoCo Warp on CUDA, Isaac Sim in Kit) implements
+:class:`PhysicsBackend` and passes the same conformance tests
+(``tests/test_physics_conformance.py``). Tensors live on ``backend.device``; joint order is
+``dofbot_rl.robot.JOINT_NAMES``.
+"""
+
+from typing import Optional, Protocol, runtime_checkable
+
+import torch
+
+
+class PhysicsError(RuntimeError):
+    """A simulator failed (diverged, or its engine reported an error)."""
+
+
+@runtime_checkable
+class PhysicsBackend(Protocol):
+    """Batched articulated-arm simulator used by the DofbotReacher task.
+
+    Attributes:
+        num_envs: number of simulated robots.
+        num_dof: actuated joints per robot (6: 5 arm joints + gripper).
+        device: torch device of every tensor below.
+        dt: physics time step (s); a control step is ``n_substeps * dt``.
+        env_origins: ``(num_envs, 3)`` m, world position of each robot's base (for
+            display; task quantities are expressed relative to the env origin).
+    """
+
+    num_envs: int
+    num_dof: int
+    device: torch.device
+    dt: float
+    env_origins: torch.Tensor
+
+    @property
+    def dof_pos(self) -> torch.Tensor:
+        """``(num_envs, num_dof)`` float32 joint positions (rad), current after ``step``/``reset``."""
+
+    @property
+    def dof_vel(self) -> torch.Tensor:
+        """``(num_envs, num_dof)`` float32 joint velocities (rad/s)."""
+
+    @property
+    def ee_pose(self) -> torch.Tensor:
+        """``(num_envs, 7)`` float32 pose of the end-effector body (link5), env frame:
+        position (m) then quaternion (w, x, y, z)."""
+
+    def set_joint_position_targets(self, targets: torch.Tensor, env_ids: Optional[torch.Tensor] = None) -> None:
+        """Set PD position targets ``(len(env_ids) or num_envs, num_dof)`` rad."""
+
+    def reset(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
+        """Teleport robots ``env_ids`` (int64 index tensor) to ``dof_pos``/``dof_vel``
+        ``(len(env_ids), num_dof)``; their targets become ``dof_pos``. Kinematics
+        (``ee_pose``) are current on return."""
+
+    def step(self, n_substeps: int) -> None:
+        """Advance every robot by ``n_substeps`` physics steps of ``dt``.
+
+        Raises:
+            PhysicsError: if the engine reports an error or the state is not finite.
+        """
+
+    def close(self) -> None:
+        """Release the engine's resources (threads, GPU memory)."""
+
+
+def grid_origins(num_envs: int, spacing: float, device: torch.device) -> torch.Tensor:
+    """Env origins on a square grid in the XY plane, ``(num_envs, 3)`` m, centred on 0.
+
+    ``spacing`` is the reference's ``envSpacing`` (1.0 m).
+    """
+    side = max(1, int(torch.ceil(torch.sqrt(torch.tensor(float(num_envs)))).item()))
+    ids = torch.arange(num_envs, device=device)
+    origins = torch.zeros(num_envs, 3, device=device)
+    origins[:, 0] = (ids // side).float() * spacing
+    origins[:, 1] = (ids % side).float() * spacing
+    origins[:, :2] -= origins[:, :2].mean(dim=0)
+    return origins

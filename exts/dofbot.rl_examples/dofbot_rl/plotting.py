@@ -1,0 +1,46 @@
+"""Learning-curve plots (matplotlib, headless Agg backend)."""
+
+import json
+from pathlib import Path
+from typing import Optional
+
+
+def plot_learning_curve(progress_jsonl, out_png, title: str = "") -> Optional[Path]:
+    """Plot mean reward, goals per episode and success rate against env-steps.
+
+    Args:
+        progress_jsonl: ``progress.jsonl`` written by :class:`dofbot_rl.rl.trainer.Trainer`
+            (one JSON object per epoch; a resumed run appends).
+        out_png: the PNG to write.
+        title: figure title (the experiment name).
+
+    Returns:
+        ``out_png`` as a Path, or None when the file holds no epochs.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [json.loads(line) for line in Path(progress_jsonl).read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    frames = [r["frame"] / 1e6 for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    series = (("mean_reward", "mean episode reward (x0.01)"), ("goals_per_episode", "goals per 10 s episode"),
+              ("success_rate", "success rate (tip within 5 cm)"))
+    for ax, (key, label) in zip(axes, series):
+        pts = [(f, r[key]) for f, r in zip(frames, rows) if r.get(key) is not None]
+        if pts:
+            ax.plot(*zip(*pts), color="#2a7f62")
+        ax.set_xlabel("env-steps (millions)")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[2].set_ylim(0, 1.02)
+    minutes = rows[-1]["elapsed_s"] / 60
+    fig.suptitle(f"{title}  -  {rows[-1]['epoch']} epochs, {frames[-1]:.1f}M env-steps, {minutes:.1f} min", fontsize=11)
+    fig.tight_layout()
+    out_png = Path(out_png)
+    fig.savefig(out_png, dpi=100)
+    plt.close(fig)
+    return out_png

@@ -1,0 +1,130 @@
+"""Play a checkpoint: rl_games' own player picks the actions, this loop counts goals.
+
+The actions come from ``rl_games``' ``PpoPlayerContinuous`` restored from the checkpoint
+(observation normaliser, MLP, deterministic ``mu``, clamp to ``[-1, 1]``), the same path
+``test=True`` takes in IsaacGymEnvs, so figures measured here are the policy's.
+"""
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from dofbot_rl.rl.checkpoints import validate_for_task
+from dofbot_rl.rl.trainer import _rl_games_output_to_log, seed_everything
+from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalResult:
+    """Figures of an evaluation over whole episodes."""
+
+    episodes: int  #: episodes finished
+    goals_reached: float  #: total goals reached
+    goals_counted: float  #: goals reached + goals missed (up >= success_window_s at the end)
+    steps: int  #: control steps run (per env)
+
+    @property
+    def success_rate(self) -> float:
+        """Goals reached / goals counted, in ``[0, 1]`` (NaN without any counted goal)."""
+        return self.goals_reached / self.goals_counted if self.goals_counted else float("nan")
+
+    @property
+    def goals_per_episode(self) -> float:
+        """Mean goals reached per finished episode."""
+        return self.goals_reached / self.episodes if self.episodes else float("nan")
+
+    def summary_line(self) -> str:
+        """The machine-readable last line of ``dofbot-rl play``."""
+        return (f"success_rate={self.success_rate:.4f} goals_per_episode={self.goals_per_episode:.3f} "
+                f"episodes={self.episodes}")
+
+
+def load_player(cfg, env: RlGamesVecEnv, checkpoint) -> object:
+    """An rl_games player for ``env``'s task with the weights of ``checkpoint`` restored.
+
+    The checkpoint is validated first (safe load, sizes against the task).
+
+    Raises:
+        dofbot_rl.rl.checkpoints.CheckpointError: missing, foreign or mismatched checkpoint.
+    """
+    from rl_games.torch_runner import Runner
+
+    from dofbot_rl.rl.trainer import Trainer
+
+    validate_for_task(checkpoint, env.task.num_observations, env.task.num_actions)
+    register_rl_games(lambda: env)
+    params = Trainer(cfg, task=env.task).rl_games_params()
+    params["config"]["env_info"] = env.get_env_info()
+    with _rl_games_output_to_log():
+        runner = Runner()
+        runner.load({"params": params})
+        player = runner.create_player()
+        player.restore(str(checkpoint))
+    player.has_batch_dimension = True
+    return player
+
+
+def policy_actions(player, obs: torch.Tensor) -> torch.Tensor:
+    """Deterministic actions ``(num_envs, 6)`` in ``[-1, 1]`` for observations ``(num_envs, 29)``."""
+    with torch.no_grad():
+        return player.get_action(obs, is_deterministic=True)
+
+
+def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
+             on_step: Optional[Callable[[object, torch.Tensor], None]] = None, progress=None) -> EvalResult:
+    """Run the policy of ``checkpoint`` until ``episodes`` episodes have finished.
+
+    All envs run whole episodes in lockstep, so at least ``episodes`` (rounded up to a
+    multiple of ``num_envs``) are counted.
+
+    Args:
+        cfg: loaded config (``cfg.episodes`` when ``episodes`` is None).
+        checkpoint: the ``.pth`` to play.
+        task: the task; built from ``cfg`` when omitted.
+        on_step: called after each control step with ``(task, actions)`` (teleop,
+            sim-to-real mirroring, rendering).
+        progress: optional callable ``(steps_done, steps_total)`` for a progress bar.
+
+    Raises:
+        dofbot_rl.rl.checkpoints.CheckpointError: for a bad checkpoint.
+    """
+    from dofbot_rl.tasks import make_task
+
+    seed_everything(cfg.seed)
+    task = task if task is not None else make_task(cfg)
+    env = RlGamesVecEnv(task, cfg.rl_device)
+    player = load_player(cfg, env, checkpoint)
+    episodes = int(episodes if episodes is not None else cfg.episodes)
+    rounds = max(1, math.ceil(episodes / task.num_envs))
+    total_steps = rounds * (task.episode_length - 1)
+    result = EvalResult(episodes=0, goals_reached=0.0, goals_counted=0.0, steps=0)
+    obs = env.reset()["obs"]
+    for step in range(total_steps):
+        actions = policy_actions(player, obs)
+        obs_dict, _, _, infos = env.step(actions)
+        obs = obs_dict["obs"]
+        if on_step is not None:
+            on_step(task, actions)
+        if "episode" in infos:
+            stats = infos["episode"]
+            result.episodes += int(stats["goals_reached"].numel())
+            result.goals_reached += float(stats["goals_reached"].sum())
+            result.goals_counted += float(stats["goals_counted"].sum())
+        result.steps = step + 1
+        if progress is not None:
+            progress(step + 1, total_steps)
+    return result
+
+
+def default_checkpoint() -> Optional[Path]:
+    """The shipped policy ``data/checkpoints/DofbotReacher.pth`` if present."""
+    from dofbot_rl.paths import data_dir
+
+    path = data_dir() / "checkpoints" / "DofbotReacher.pth"
+    return path if path.is_file() else None

@@ -1,0 +1,522 @@
+"""The simulator side of the sim-to-real link: a non-blocking client on its own thread.
+
+The sim loop calls :meth:`Sim2RealClient.send_joint_positions` once per control step; the
+call only stores the latest target. A worker thread connects, authenticates, sends the
+latest target at most ``rate_hz`` times per second, heartbeats when idle, measures the
+round-trip time from the server's ACKs, keeps the servo read-back, and reconnects with
+exponential backoff when the link drops. Standard library only, Python 3.6 compatible.
+
+Typical use (task config block ``sim2real:``)::
+
+    client = Sim2RealClient.from_config(cfg["sim2real"]).start()
+    ...
+    client.send_joint_positions(dof_pos[env_id, :6].tolist())   # rad, task order
+    client.state, client.latency_ms, client.readback()
+    ...
+    client.stop()
+"""
+
+import collections
+import logging
+import math
+import select
+import socket
+import threading
+import time
+import typing
+
+from .. import robot
+from . import protocol as P
+
+_log = logging.getLogger(__name__)
+
+DISCONNECTED = "disconnected"
+CONNECTING = "connecting"
+CONNECTED = "connected"
+DEGRADED = "degraded"
+#: Link states reported by :attr:`Sim2RealClient.state`.
+STATES = (DISCONNECTED, CONNECTING, CONNECTED, DEGRADED)
+
+
+class Sim2RealError(RuntimeError):
+    """The link failed (connection, protocol or a server ERROR)."""
+
+
+class LinkRefused(Sim2RealError):
+    """The server refused the session: ``code`` is a ``protocol.ErrorCode`` value."""
+
+    def __init__(self, code, reason):
+        Sim2RealError.__init__(self, "refused by server (%s): %s" % (P.ErrorCode.NAMES.get(code, code), reason))
+        self.code = code
+        self.reason = reason
+
+
+class Readback(typing.NamedTuple):
+    """The latest servo state reported by the server (angles in rad, task order)."""
+
+    q: tuple  #: servo read-back (rad, NaN where a read failed)
+    age_s: float  #: age of the oldest servo reading now (s): server age + time since the ACK
+    flags: int  #: ``protocol.ACK_*`` bits of that ACK
+    target: tuple  #: the clamped target the server follows (rad, NaN when holding)
+    applied: tuple  #: last pose the server wrote to the servos (rad)
+
+
+def _as_bool(value, key):
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
+        return value.strip().lower() in ("true", "1", "yes")
+    raise ValueError("sim2real.%s must be a boolean, got %r" % (key, value))
+
+
+class Sim2RealConfig(typing.NamedTuple):
+    """The ``sim2real:`` block of the task config.
+
+    Keys: ``enabled`` (bool), ``host``, ``port``, ``protocol`` ("v1" | "legacy"),
+    ``token_file`` (path or null), ``fail_quietly`` (bool; the reference's misspelling
+    ``fail_quietely`` is accepted as an alias), ``rate_hz`` (Hz), ``mode``
+    ("sim2real" | "real2sim"), ``heartbeat_ms`` (ms).
+    """
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = P.DEFAULT_PORT
+    protocol: str = "v1"
+    token_file: typing.Optional[str] = None
+    fail_quietly: bool = False
+    rate_hz: float = 60.0
+    mode: str = "sim2real"
+    heartbeat_ms: int = 200
+
+    @classmethod
+    def from_mapping(cls, cfg):
+        """Validate a mapping (dict, OmegaConf ``DictConfig``) into a config.
+
+        Missing keys take the defaults above.
+
+        Raises:
+            ValueError: an unknown key, a bad value, or conflicting keys (each named).
+        """
+        aliases = {"fail_quietely": "fail_quietly"}
+        values = {}
+        for key in list(cfg.keys()):
+            name = aliases.get(key, key)
+            if name not in cls._fields:
+                raise ValueError("unknown sim2real key %r (expected one of %s, or the alias fail_quietely)"
+                                 % (key, ", ".join(cls._fields)))
+            if name in values and values[name] != cfg[key]:
+                raise ValueError("sim2real: fail_quietly and fail_quietely disagree (%r vs %r)"
+                                 % (values[name], cfg[key]))
+            values[name] = cfg[key]
+        out = cls()._replace(**values)
+        token_file = out.token_file if out.token_file not in (None, "") else None
+        try:
+            port = int(out.port)
+            rate_hz = float(out.rate_hz)
+            heartbeat_ms = int(out.heartbeat_ms)
+        except (TypeError, ValueError):
+            raise ValueError("sim2real: port, rate_hz and heartbeat_ms must be numbers, got %r, %r, %r"
+                             % (out.port, out.rate_hz, out.heartbeat_ms))
+        out = out._replace(enabled=_as_bool(out.enabled, "enabled"),
+                           fail_quietly=_as_bool(out.fail_quietly, "fail_quietly"),
+                           host=str(out.host), port=port, rate_hz=rate_hz, heartbeat_ms=heartbeat_ms,
+                           token_file=None if token_file is None else str(token_file))
+        _validate(out.host, out.port, out.protocol, out.token_file is not None, out.rate_hz, out.mode,
+                  out.heartbeat_ms)
+        return out
+
+
+def _validate(host, port, protocol, has_token, rate_hz, mode, heartbeat_ms):
+    if not host:
+        raise ValueError("sim2real.host must be a host name or address, got %r" % (host,))
+    if not 1 <= port <= 65535:
+        raise ValueError("sim2real.port must be in 1..65535, got %r" % (port,))
+    if protocol not in ("v1", "legacy"):
+        raise ValueError("sim2real.protocol must be 'v1' or 'legacy', got %r" % (protocol,))
+    if mode not in ("sim2real", "real2sim"):
+        raise ValueError("sim2real.mode must be 'sim2real' or 'real2sim', got %r" % (mode,))
+    if protocol == "legacy" and mode == "real2sim":
+        raise ValueError("sim2real.mode real2sim needs protocol v1 (legacy servers send nothing back)")
+    if protocol == "legacy" and has_token:
+        raise ValueError("sim2real.token_file needs protocol v1 (legacy has no authentication)")
+    if not 0 < rate_hz <= 1000:
+        raise ValueError("sim2real.rate_hz must be in (0, 1000], got %r" % (rate_hz,))
+    if not 10 <= heartbeat_ms <= 0xFFFF:
+        raise ValueError("sim2real.heartbeat_ms must be in 10..65535, got %r" % (heartbeat_ms,))
+
+
+class Sim2RealClient(object):
+    """Streams one robot's joint targets to a Dofbot server without blocking the caller.
+
+    Args:
+        host, port: the server (the Dofbot's Jetson).
+        protocol: ``"v1"`` (acknowledged, read-back, latency) or ``"legacy"`` (the
+            reference's 24-byte servo-degree frames; gripper always 90 deg as in the
+            reference; targets are clamped to the safe limits here because a reference
+            server does not clamp).
+        token: shared secret (bytes) for servers started with ``--token-file``; v1 only.
+        fail_quietly: True: link errors are logged and the client keeps reconnecting
+            with backoff. False (the reference's default): the first link error stops
+            the client and is raised by the next :meth:`send_joint_positions` /
+            :meth:`check` call.
+        rate_hz: most frames per second sent (Hz); the latest target wins.
+        mode: ``"sim2real"`` (drive the arm) or ``"real2sim"`` (observe only: poll the
+            read-back at ``rate_hz``, see :meth:`readback`).
+        heartbeat_ms: the client keeps the server's watchdog fed at a quarter of the
+            smaller of this and the server's timeout, and reports ``degraded`` when
+            replies are later than half of it (ms).
+        move_ms: move time sent with each command (ms); default two send periods.
+        name: client name sent in HELLO (shown in the server log).
+        connect_timeout_s: TCP connect and handshake timeout (s).
+        backoff_initial_s, backoff_max_s: reconnect delay, doubling from the first to
+            the second (s).
+
+    Raises:
+        ValueError: a bad argument (named).
+    """
+
+    def __init__(self, host="127.0.0.1", port=P.DEFAULT_PORT, protocol="v1", token=None, fail_quietly=False,
+                 rate_hz=60.0, mode="sim2real", heartbeat_ms=200, move_ms=None, name="dofbot-rl",
+                 connect_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=5.0):
+        _validate(host, int(port), protocol, token is not None, float(rate_hz), mode, int(heartbeat_ms))
+        if token is not None and not isinstance(token, bytes):
+            raise ValueError("token must be bytes, got %r" % (type(token).__name__,))
+        if move_ms is None:
+            move_ms = int(round(2000.0 / rate_hz))
+        if not 0 <= int(move_ms) <= P.MAX_MOVE_MS:
+            raise ValueError("move_ms must be in 0..65535, got %r" % (move_ms,))
+        if not 0 < backoff_initial_s <= backoff_max_s:
+            raise ValueError("need 0 < backoff_initial_s <= backoff_max_s, got %r, %r"
+                             % (backoff_initial_s, backoff_max_s))
+        self.host, self.port, self.protocol, self.mode = host, int(port), protocol, mode
+        self.fail_quietly = bool(fail_quietly)
+        self.rate_hz = float(rate_hz)
+        self.heartbeat_ms = int(heartbeat_ms)
+        self.move_ms = int(move_ms)
+        self.name = name
+        self.connect_timeout_s = float(connect_timeout_s)
+        self.backoff_initial_s, self.backoff_max_s = float(backoff_initial_s), float(backoff_max_s)
+        self._token = token
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = None
+        self._state = DISCONNECTED
+        self._state_changed = threading.Condition(self._lock)
+        self._target = None
+        self._target_version = 0
+        self._error = None
+        self._latency_ms = None
+        self._ack = None  # (Ack, receive time)
+        self._stats = {"frames_sent": 0, "commands_sent": 0, "acks": 0, "connects": 0, "clamped_acks": 0,
+                       "latency_ms_sum": 0.0, "latency_ms_max": 0.0}
+
+    @classmethod
+    def from_config(cls, cfg):
+        """Build a client (not started) from the task's ``sim2real`` block.
+
+        Args:
+            cfg: a mapping (see :class:`Sim2RealConfig` for keys) or a ``Sim2RealConfig``.
+                ``enabled`` is not looked at here: the caller decides whether to build one.
+
+        Raises:
+            ValueError: bad keys or values, or an unreadable ``token_file``.
+        """
+        if not isinstance(cfg, Sim2RealConfig):
+            cfg = Sim2RealConfig.from_mapping(cfg)
+        token = P.read_token_file(cfg.token_file) if cfg.token_file else None
+        return cls(host=cfg.host, port=cfg.port, protocol=cfg.protocol, token=token,
+                   fail_quietly=cfg.fail_quietly, rate_hz=cfg.rate_hz, mode=cfg.mode,
+                   heartbeat_ms=cfg.heartbeat_ms)
+
+    # -- lifecycle --------------------------------------------------------------------
+
+    def start(self):
+        """Start the worker thread (returns at once). Returns ``self``.
+
+        Raises:
+            RuntimeError: already started.
+        """
+        if self._thread is not None:
+            raise RuntimeError("Sim2RealClient already started")
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="sim2real-client", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, timeout_s=2.0):
+        """Close the link and join the worker (waits at most ``timeout_s`` s).
+
+        The server sees the connection close and holds (or releases) the arm.
+        """
+        self._stop.set()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout_s)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- the caller's side (never blocks on the network) ------------------------------
+
+    def send_joint_positions(self, q):
+        """Offer the latest joint targets; the worker sends the newest at its own rate.
+
+        Args:
+            q: 6 joint angles (rad, task order: ``robot.JOINT_NAMES``); a list, tuple or
+                a CPU tensor (each element goes through ``float``).
+
+        Raises:
+            ValueError: not 6 finite numbers.
+            RuntimeError: the client is in ``real2sim`` mode.
+            Sim2RealError: ``fail_quietly`` is False and the link has failed.
+        """
+        self.check()
+        if self.mode != "sim2real":
+            raise RuntimeError("send_joint_positions() needs mode 'sim2real', this client is in %r" % self.mode)
+        try:
+            vals = tuple(float(v) for v in q)
+        except (TypeError, ValueError):
+            raise ValueError("expected 6 joint angles (rad), got %r" % (q,))
+        if len(vals) != robot.NUM_DOF or not all(math.isfinite(v) for v in vals):
+            raise ValueError("expected 6 finite joint angles (rad), got %r" % (vals,))
+        with self._lock:
+            self._target = vals
+            self._target_version += 1
+
+    def check(self):
+        """Raise the stored link error when ``fail_quietly`` is False (else do nothing).
+
+        Raises:
+            Sim2RealError: the error that stopped the client.
+        """
+        if self._error is not None and not self.fail_quietly:
+            raise self._error
+
+    @property
+    def state(self):
+        """Link state: ``"disconnected"``, ``"connecting"``, ``"connected"`` or ``"degraded"``."""
+        return self._state
+
+    @property
+    def latency_ms(self):
+        """Round-trip time of the last acknowledged frame (ms), None before the first ACK."""
+        return self._latency_ms
+
+    @property
+    def last_error(self):
+        """The last link error (an exception) or None."""
+        return self._error
+
+    def readback(self):
+        """The latest servo read-back as a :class:`Readback`, or None before the first ACK."""
+        with self._lock:
+            if self._ack is None:
+                return None
+            ack, received = self._ack
+        age = ack.readback_age_ms / 1000.0 + (time.monotonic() - received)
+        return Readback(ack.readback, age, ack.flags, ack.target, ack.applied)
+
+    def stats(self):
+        """Counters: frames_sent, commands_sent, acks, connects, clamped_acks, latency_ms_mean/max."""
+        with self._lock:
+            out = dict(self._stats)
+        acks = out.pop("latency_ms_sum")
+        out["latency_ms_mean"] = acks / out["acks"] if out["acks"] else None
+        return out
+
+    def wait_for_state(self, states, timeout_s):
+        """Block until :attr:`state` is one of ``states`` (a string or a collection).
+
+        For tests and command-line tools, never for the sim loop. Returns True when reached.
+        """
+        states = (states,) if isinstance(states, str) else tuple(states)
+        deadline = time.monotonic() + timeout_s
+        with self._state_changed:
+            while self._state not in states:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._state_changed.wait(remaining)
+        return True
+
+    # -- worker -----------------------------------------------------------------------
+
+    def _set_state(self, state):
+        with self._state_changed:
+            if state != self._state:
+                _log.info("sim2real link %s:%d: %s -> %s", self.host, self.port, self._state, state)
+                self._state = state
+                self._state_changed.notify_all()
+
+    def _run(self):
+        backoff = self.backoff_initial_s
+        last_logged = None
+        while not self._stop.is_set():
+            self._set_state(CONNECTING)
+            sock = None
+            error = None
+            try:
+                sock = socket.create_connection((self.host, self.port), timeout=self.connect_timeout_s)
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                if self.protocol == "v1":
+                    decoder = P.FrameDecoder()
+                    welcome = self._handshake(sock, decoder)
+                    with self._lock:
+                        self._stats["connects"] += 1
+                    self._set_state(CONNECTED)
+                    backoff = self.backoff_initial_s
+                    self._stream_v1(sock, decoder, welcome)
+                else:
+                    with self._lock:
+                        self._stats["connects"] += 1
+                    self._set_state(CONNECTED)
+                    backoff = self.backoff_initial_s
+                    self._stream_legacy(sock)
+            except (OSError, P.ProtocolError, Sim2RealError) as exc:
+                error = exc
+            finally:
+                if sock is not None:
+                    sock.close()
+            self._set_state(DISCONNECTED)
+            if self._stop.is_set():
+                break
+            if error is None:
+                continue
+            if not isinstance(error, Sim2RealError):
+                error = Sim2RealError("sim2real link to %s:%d failed: %s" % (self.host, self.port, error))
+            self._error = error
+            if not self.fail_quietly:
+                _log.error("%s (fail_quietly is off: the client stops)", error)
+                break
+            level = logging.WARNING if str(error) != last_logged else logging.DEBUG
+            _log.log(level, "%s; retrying in %.1f s", error, backoff)
+            last_logged = str(error)
+            self._stop.wait(backoff)
+            backoff = min(backoff * 2.0, self.backoff_max_s)
+
+    def _read_messages(self, sock, decoder, timeout_s):
+        readable, _, _ = select.select([sock], [], [], max(timeout_s, 0.0))
+        if not readable:
+            return None
+        data = sock.recv(65536)
+        if not data:
+            raise Sim2RealError("server %s:%d closed the connection" % (self.host, self.port))
+        return decoder.feed(data)
+
+    def _handshake(self, sock, decoder):
+        role = P.Role.OBSERVE if self.mode == "real2sim" else P.Role.CONTROL
+        sock.settimeout(self.connect_timeout_s)
+        sock.sendall(P.encode(P.Hello(P.PROTOCOL_VERSION, role, self.name)))
+        deadline = time.monotonic() + self.connect_timeout_s
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or self._stop.is_set():
+                raise Sim2RealError("no answer to HELLO from %s:%d" % (self.host, self.port))
+            for msg in self._read_messages(sock, decoder, remaining) or ():
+                if isinstance(msg, P.Challenge):
+                    if self._token is None:
+                        raise LinkRefused(P.ErrorCode.AUTH, "the server requires a token (set sim2real.token_file)")
+                    sock.sendall(P.encode(P.Auth(P.auth_mac(self._token, msg.nonce, role))))
+                elif isinstance(msg, P.Welcome):
+                    return msg
+                elif isinstance(msg, P.Refused):
+                    raise LinkRefused(msg.code, msg.reason)
+                elif isinstance(msg, P.Error):
+                    raise Sim2RealError("server error %s: %s" % (P.ErrorCode.NAMES.get(msg.code, msg.code),
+                                                                msg.reason))
+                else:
+                    raise Sim2RealError("unexpected %s during the handshake" % type(msg).__name__)
+
+    def _stream_v1(self, sock, decoder, welcome):
+        hb_s = min(self.heartbeat_ms, welcome.heartbeat_ms) / 1000.0
+        keepalive_s, late_s, dead_s = hb_s / 4.0, hb_s / 2.0, 4.0 * hb_s
+        period = 1.0 / self.rate_hz
+        sock.settimeout(hb_s)  # a sendall that cannot finish in time means the link is gone
+        outstanding = collections.OrderedDict()  # seq -> send time
+        seq, sent_version, last_send = 0, 0, 0.0
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick += period
+                if next_tick < now:
+                    next_tick = now + period
+                with self._lock:
+                    target, version = self._target, self._target_version
+                msg = None
+                if self.mode == "sim2real" and target is not None and version != sent_version:
+                    msg, sent_version = P.Command(seq, self.move_ms, target), version
+                elif self.mode == "real2sim" or now - last_send >= keepalive_s:
+                    msg = P.Heartbeat(seq)
+                if msg is not None:
+                    sock.sendall(P.encode(msg))
+                    outstanding[seq] = now
+                    if len(outstanding) > 1024:
+                        outstanding.popitem(last=False)
+                    seq, last_send = (seq + 1) & 0xFFFFFFFF, now
+                    with self._lock:
+                        self._stats["frames_sent"] += 1
+                        self._stats["commands_sent"] += isinstance(msg, P.Command)
+            if outstanding:
+                oldest = next(iter(outstanding.values()))
+                if now - oldest > dead_s:
+                    raise Sim2RealError("no reply from %s:%d for %d ms" % (self.host, self.port, (now - oldest) * 1000))
+            late = (outstanding and now - next(iter(outstanding.values())) > late_s) or (
+                self._latency_ms is not None and self._latency_ms > late_s * 1000.0)
+            self._set_state(DEGRADED if late else CONNECTED)
+            for msg in self._read_messages(sock, decoder, next_tick - time.monotonic()) or ():
+                self._handle_reply(msg, outstanding)
+
+    def _handle_reply(self, msg, outstanding):
+        if isinstance(msg, P.Ack):
+            now = time.monotonic()
+            sent = None
+            if msg.seq in outstanding:
+                # Replies come in order: frames sent before this one are answered or lost.
+                while sent is None:
+                    seq, t_sent = outstanding.popitem(last=False)
+                    if seq == msg.seq:
+                        sent = t_sent
+            with self._lock:
+                self._ack = (msg, now)
+                self._stats["acks"] += 1
+                self._stats["clamped_acks"] += bool(msg.flags & P.ACK_CLAMPED)
+                if sent is not None:
+                    latency = (now - sent) * 1000.0
+                    self._latency_ms = latency
+                    self._stats["latency_ms_sum"] += latency
+                    self._stats["latency_ms_max"] = max(self._stats["latency_ms_max"], latency)
+        elif isinstance(msg, P.Error):
+            raise Sim2RealError("server error %s: %s" % (P.ErrorCode.NAMES.get(msg.code, msg.code), msg.reason))
+        elif isinstance(msg, P.Refused):
+            raise LinkRefused(msg.code, msg.reason)
+        else:
+            raise Sim2RealError("unexpected %s from the server" % type(msg).__name__)
+
+    def _stream_legacy(self, sock):
+        period = 1.0 / self.rate_hz
+        sock.settimeout(max(self.heartbeat_ms / 1000.0, period))
+        next_tick = time.monotonic()
+        while not self._stop.is_set():
+            now = time.monotonic()
+            if now >= next_tick:
+                next_tick += period
+                if next_tick < now:
+                    next_tick = now + period
+                with self._lock:
+                    target = self._target
+                if target is not None:
+                    servo = robot.sim_to_servo_deg(robot.clamp_to_limits(target))
+                    servo[5] = P.LEGACY_GRIPPER_DEG  # the reference always sent 90 for the gripper
+                    sock.sendall(P.encode_legacy(servo))
+                    with self._lock:
+                        self._stats["frames_sent"] += 1
+                        self._stats["commands_sent"] += 1
+            readable, _, _ = select.select([sock], [], [], max(next_tick - time.monotonic(), 0.0))
+            if readable and not sock.recv(4096):  # a legacy server never writes: only EOF matters
+                raise Sim2RealError("server %s:%d closed the connection" % (self.host, self.port))

@@ -1,0 +1,258 @@
+"""The DofbotReacher task: bring the Dofbot's fingertip to random goals, batched in torch.
+
+The MDP is the reference OmniIsaacGymEnvs-DofbotReacher task (``facts/reference-task.md``):
+29 observations, 6 actions in ``[-1, 1]`` mapped to absolute joint targets within the
+conservative limits, control at 60 Hz on a 120 Hz simulation, reward
+``-10 d - 0.0002 |a|^2 + 250 [d <= 0.05 m]``, the goal re-sampled on success, 600-step
+episodes. Dropped from the reference: the rotation reward it computed and never used,
+the ShadowHand config keys it never read, and action smoothing with factor 1.0 (a no-op).
+
+The task talks to the simulator only through the physics seam
+(:class:`dofbot_rl.physics.base.PhysicsBackend`) and imports none.
+"""
+
+import logging
+from typing import Dict, Optional
+
+import torch
+
+from dofbot_rl import robot
+from dofbot_rl.physics.base import PhysicsBackend
+from dofbot_rl.tasks import reacher_math as rm
+
+log = logging.getLogger(__name__)
+
+NUM_OBS = 29
+NUM_ACTIONS = 6
+GRIPPER = 5
+
+
+class NonFiniteActionError(ValueError):
+    """The policy produced NaN or infinite actions."""
+
+
+class DofbotReacher:
+    """Vectorised reacher on any physics backend.
+
+    Buffers (all on ``physics.device``):
+        ``obs_buf`` (num_envs, 29); ``rew_buf`` (num_envs,); ``reset_buf`` (num_envs,) int64,
+        1 where the episode ended this step; ``progress_buf`` (num_envs,) control steps
+        into the episode; ``successes`` (num_envs,) goals reached this episode;
+        ``goal_pos`` (num_envs, 3) m, env frame; ``goal_rot`` (num_envs, 4);
+        ``actions`` (num_envs, 6) the last applied actions; ``joint_pos_targets``
+        (num_envs, 6) rad; ``tip_pos`` (num_envs, 3) m.
+
+    Args:
+        env_cfg: the ``task.env`` config section (see :class:`dofbot_rl.config.EnvConfig`).
+        physics: the simulator, with ``physics.num_envs == env_cfg.num_envs``.
+
+    Raises:
+        ValueError: if the physics backend's size does not match the config.
+    """
+
+    num_observations = NUM_OBS
+    num_actions = NUM_ACTIONS
+
+    def __init__(self, env_cfg, physics: PhysicsBackend):
+        if physics.num_envs != env_cfg.num_envs or physics.num_dof != robot.NUM_DOF:
+            raise ValueError(
+                f"physics backend has {physics.num_envs} envs x {physics.num_dof} dofs, "
+                f"the task expects {env_cfg.num_envs} x {robot.NUM_DOF}"
+            )
+        self.cfg = env_cfg
+        self.physics = physics
+        self.num_envs = physics.num_envs
+        self.device = physics.device
+        self.control_dt = physics.dt * env_cfg.control_frequency_inv
+        self.episode_length = int(env_cfg.episode_length)
+        d = self.device
+        self.dof_lower = torch.tensor(robot.SAFE_LIMITS_LOWER, device=d)
+        self.dof_upper = torch.tensor(robot.SAFE_LIMITS_UPPER, device=d)
+        self.teleop_lower = torch.tensor(robot.TELEOP_LIMITS_LOWER, device=d)
+        self.teleop_upper = torch.tensor(robot.TELEOP_LIMITS_UPPER, device=d)
+        self.default_dof_pos = torch.tensor(robot.DEFAULT_DOF_POS, device=d)
+        self.tip_offset_ee = torch.tensor(robot.TIP_OFFSET_EE, device=d)
+        self.success_window_steps = int(round(env_cfg.success_window_s / self.control_dt))
+
+        n = self.num_envs
+        self.obs_buf = torch.zeros(n, NUM_OBS, device=d)
+        self.rew_buf = torch.zeros(n, device=d)
+        self.reset_buf = torch.ones(n, dtype=torch.long, device=d)
+        self.time_out_buf = torch.zeros(n, dtype=torch.bool, device=d)
+        self.progress_buf = torch.zeros(n, dtype=torch.long, device=d)
+        self.successes = torch.zeros(n, device=d)
+        self.goal_age = torch.zeros(n, dtype=torch.long, device=d)
+        self.goal_pos = torch.zeros(n, 3, device=d)
+        self.goal_rot = torch.zeros(n, 4, device=d)
+        self.goal_rot[:, 0] = 1.0
+        self.actions = torch.zeros(n, NUM_ACTIONS, device=d)
+        self.joint_pos_targets = torch.zeros(n, robot.NUM_DOF, device=d)
+        self.tip_pos = torch.zeros(n, 3, device=d)
+        self.goal_distance = torch.zeros(n, device=d)
+        self.episode_sums: Dict[str, torch.Tensor] = {
+            k: torch.zeros(n, device=d) for k in ("dist", "action_penalty", "reach_bonus")
+        }
+        self.consecutive_successes = torch.zeros(1, device=d)
+        self.extras: Dict[str, object] = {}
+        # Envs driven by a human (teleop): env id -> (6,) joint targets (rad).
+        self._manual: Dict[int, torch.Tensor] = {}
+        self._manual_ids = torch.zeros(0, dtype=torch.long, device=d)
+
+    # ------------------------------------------------------------------------------
+    # Public API
+    # ------------------------------------------------------------------------------
+    def reset(self) -> torch.Tensor:
+        """Reset every env; returns ``obs_buf`` ``(num_envs, 29)``."""
+        self.reset_idx(torch.arange(self.num_envs, device=self.device))
+        self._refresh()
+        self.obs_buf[:] = self._observations()
+        return self.obs_buf
+
+    def step(self, actions: torch.Tensor):
+        """Apply actions for one control step (``control_frequency_inv`` physics steps).
+
+        Args:
+            actions: ``(num_envs, 6)`` in ``[-1, 1]`` (clamped to ``clip_actions``).
+
+        Returns:
+            ``(obs_buf (num_envs, 29), rew_buf (num_envs,), reset_buf (num_envs,), extras)``.
+            ``extras["time_outs"]`` (num_envs,) bool marks episodes cut by the time limit
+            (all endings here); ``extras["episode"]`` holds per-finished-env statistics.
+            Envs that ended are already reset: their observation starts the next episode.
+
+        Raises:
+            NonFiniteActionError: if any action is NaN or infinite.
+            ValueError: for a wrongly shaped action tensor.
+        """
+        if actions.shape != (self.num_envs, NUM_ACTIONS):
+            raise ValueError(f"actions must be ({self.num_envs}, {NUM_ACTIONS}), got {tuple(actions.shape)}")
+        actions = actions.to(self.device)
+        finite = torch.isfinite(actions).all(dim=1)
+        if not bool(finite.all()):
+            bad = torch.nonzero(~finite).flatten()[:5].tolist()
+            raise NonFiniteActionError(
+                f"non-finite actions for envs {bad}: the policy diverged; resume from an earlier checkpoint "
+                "or lower train.params.config.learning_rate"
+            )
+        clip = self.cfg.clip_actions
+        self.actions = torch.clamp(actions, -clip, clip)
+        self.actions[:, GRIPPER] = 0.0  # the reference does not use the gripper
+        self.joint_pos_targets = rm.actions_to_joint_targets(self.actions, self.dof_lower, self.dof_upper)
+        if self._manual:
+            self.joint_pos_targets[self._manual_ids] = torch.stack(list(self._manual.values()))
+        self.physics.set_joint_position_targets(self.joint_pos_targets)
+        self.physics.step(self.cfg.control_frequency_inv)
+
+        self.progress_buf += 1
+        self.goal_age += 1
+        self._refresh()
+        rc = self.cfg.reward
+        self.rew_buf, terms, self.goal_distance = rm.compute_reward(
+            self.tip_pos, self.goal_pos, self.actions, rc.dist_scale, rc.action_penalty_scale,
+            rc.reach_goal_bonus, self.cfg.success_tolerance)
+        for name, value in terms.items():
+            self.episode_sums[name] += value
+
+        reached = self.goal_distance <= self.cfg.success_tolerance
+        self.successes += reached.float()
+        goal_ids = torch.nonzero(reached).flatten()
+        if goal_ids.numel():
+            self._reset_goals(goal_ids)
+
+        self.time_out_buf = self.progress_buf >= self.episode_length - 1
+        if self._manual:
+            self.time_out_buf[self._manual_ids] = False  # a human-driven robot never times out
+        self.reset_buf = self.time_out_buf.long()
+        self.extras = {"time_outs": self.time_out_buf.clone()}
+        done_ids = torch.nonzero(self.time_out_buf).flatten()
+        if done_ids.numel():
+            self.extras["episode"] = self._episode_stats(done_ids)
+            self.reset_idx(done_ids)
+            self._refresh()
+        self.obs_buf[:] = self._observations()
+        return self.obs_buf, self.rew_buf, self.reset_buf, self.extras
+
+    def reset_idx(self, env_ids: torch.Tensor) -> None:
+        """Start new episodes in ``env_ids``: new goal, pose = default + noise x U(lower, upper), zero velocity."""
+        n = env_ids.numel()
+        noise = self.dof_lower + (self.dof_upper - self.dof_lower) * torch.rand(n, robot.NUM_DOF, device=self.device)
+        dof_pos = self.default_dof_pos + self.cfg.reset_dof_pos_noise * noise
+        dof_pos[:, GRIPPER] = self.default_dof_pos[GRIPPER]
+        dof_pos = torch.maximum(torch.minimum(dof_pos, self.dof_upper), self.dof_lower)
+        self.physics.reset(env_ids, dof_pos, torch.zeros_like(dof_pos))
+        self.joint_pos_targets[env_ids] = dof_pos
+        self.actions[env_ids] = 0.0
+        self.progress_buf[env_ids] = 0
+        self.successes[env_ids] = 0.0
+        for value in self.episode_sums.values():
+            value[env_ids] = 0.0
+        self._reset_goals(env_ids)
+
+    def set_manual_targets(self, env_id: int, targets: Optional[torch.Tensor]) -> None:
+        """Let a human drive ``env_id`` (teleop): its joint targets become ``targets``.
+
+        Args:
+            env_id: the robot, ``0 <= env_id < num_envs``.
+            targets: ``(6,)`` joint targets (rad), clamped to the teleop limits (the safe
+                arm limits and the gripper's full range); ``None`` hands the robot back to
+                the policy. While driven, the env does not time out.
+
+        Raises:
+            IndexError: for an env id out of range.
+            ValueError: for targets of the wrong shape or not finite.
+        """
+        if not 0 <= int(env_id) < self.num_envs:
+            raise IndexError(f"env_id {env_id} out of range 0..{self.num_envs - 1}")
+        if targets is None:
+            self._manual.pop(int(env_id), None)
+        else:
+            t = torch.as_tensor(targets, dtype=torch.float32, device=self.device).reshape(-1)
+            if t.numel() != robot.NUM_DOF or not bool(torch.isfinite(t).all()):
+                raise ValueError(f"manual targets must be {robot.NUM_DOF} finite angles (rad), got {targets!r}")
+            self._manual[int(env_id)] = torch.maximum(torch.minimum(t, self.teleop_upper), self.teleop_lower)
+        self._manual_ids = torch.tensor(sorted(self._manual), dtype=torch.long, device=self.device)
+        if self._manual:  # keep dict order == sorted id order for the stacked write
+            self._manual = {k: self._manual[k] for k in sorted(self._manual)}
+
+    @property
+    def manual_env_ids(self):
+        """Ids of the envs currently driven by a human, sorted."""
+        return list(self._manual)
+
+    # ------------------------------------------------------------------------------
+    # Internals
+    # ------------------------------------------------------------------------------
+    def _reset_goals(self, env_ids: torch.Tensor) -> None:
+        g = self.cfg.goal
+        n = env_ids.numel()
+        self.goal_pos[env_ids] = rm.sample_goal_positions(n, g.xy_min, g.xy_max, g.z_min, g.z_max, self.device)
+        self.goal_rot[env_ids] = rm.sample_goal_rotations(n, self.device)
+        self.goal_age[env_ids] = 0
+
+    def _refresh(self) -> None:
+        self.dof_pos = self.physics.dof_pos
+        self.dof_vel = self.physics.dof_vel
+        self.ee_pose = self.physics.ee_pose
+        self.tip_pos = rm.tip_positions(self.ee_pose, self.tip_offset_ee)
+
+    def _observations(self) -> torch.Tensor:
+        obs = rm.compute_observations(self.dof_pos, self.dof_vel, self.goal_pos, self.goal_rot, self.ee_pose[:, 3:7],
+                                      self.actions, self.dof_lower, self.dof_upper, self.cfg.dof_vel_scale)
+        clip = self.cfg.clip_observations
+        return torch.clamp(obs, -clip, clip)
+
+    def _episode_stats(self, env_ids: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """Statistics of the episodes ending in ``env_ids`` (each a ``(len(env_ids),)`` tensor).
+
+        ``goals_reached``: goals reached in the episode. ``goals_counted``: those plus
+        the goal in progress at the end if it had been up ``success_window_s`` or more
+        (then it counts as missed). ``success_rate`` over many episodes is
+        ``sum(goals_reached) / sum(goals_counted)``.
+        """
+        reached = self.successes[env_ids]
+        missed = (self.goal_age[env_ids] >= self.success_window_steps).float()
+        stats = {"goals_reached": reached, "goals_counted": reached + missed}
+        for name, value in self.episode_sums.items():
+            stats[f"rew_{name}"] = value[env_ids].clone()
+        self.consecutive_successes = 0.9 * self.consecutive_successes + 0.1 * reached.mean()
+        return stats

@@ -1,0 +1,168 @@
+"""Pure, batched math of the reacher task: no simulator, no ``self``.
+
+Every function takes tensors and floats, works on any torch device and returns one
+value per env. Numbers come from the reference DofbotReacher task
+(``facts/reference-task.md``); where a function has a reference counterpart its name
+is given.
+"""
+
+from typing import Dict, Tuple
+
+import torch
+
+
+# ----------------------------------------------------------------------------------
+# Quaternions (w, x, y, z)
+# ----------------------------------------------------------------------------------
+def quat_mul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Hamilton product ``a * b`` of ``(..., 4)`` quaternions (w, x, y, z)."""
+    aw, ax, ay, az = a.unbind(-1)
+    bw, bx, by, bz = b.unbind(-1)
+    return torch.stack(
+        (
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ),
+        dim=-1,
+    )
+
+
+def quat_conjugate(q: torch.Tensor) -> torch.Tensor:
+    """Conjugate of ``(..., 4)`` quaternions (w, x, y, z)."""
+    return torch.cat((q[..., :1], -q[..., 1:]), dim=-1)
+
+
+def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Rotate ``(..., 3)`` vectors ``v`` by unit quaternions ``q`` ``(..., 4)`` (w, x, y, z)."""
+    w, xyz = q[..., :1], q[..., 1:]
+    t = 2.0 * torch.cross(xyz, v, dim=-1)
+    return v + w * t + torch.cross(xyz, t, dim=-1)
+
+
+def quat_from_angle_axis(angle: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+    """Quaternions ``(n, 4)`` for rotations by ``angle`` ``(n,)`` rad about unit ``axis`` ``(n, 3)``."""
+    half = 0.5 * angle.unsqueeze(-1)
+    return torch.cat((torch.cos(half), axis * torch.sin(half)), dim=-1)
+
+
+# ----------------------------------------------------------------------------------
+# Actions and joint scaling
+# ----------------------------------------------------------------------------------
+def actions_to_joint_targets(actions: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Absolute joint targets ``(num_envs, 6)`` rad from actions in ``[-1, 1]``.
+
+    ``target = lower + (a + 1) / 2 * (upper - lower)``, clamped to ``[lower, upper]``: the
+    reference's ``scale`` + ``tensor_clamp`` (``useRelativeControl: False``). The
+    action scale is each joint's half-range of the conservative limits.
+    """
+    targets = lower + 0.5 * (actions + 1.0) * (upper - lower)
+    return torch.maximum(torch.minimum(targets, upper), lower)
+
+
+def joint_targets_to_actions(targets: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Inverse of :func:`actions_to_joint_targets` (rad -> ``[-1, 1]``, unclamped)."""
+    return 2.0 * (targets - lower) / (upper - lower) - 1.0
+
+
+def unscale_dof_pos(dof_pos: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
+    """Joint positions mapped to ``[-1, 1]`` over the limits: ``(2q - (L + U)) / (U - L)`` (reference ``unscale``)."""
+    return (2.0 * dof_pos - (lower + upper)) / (upper - lower)
+
+
+# ----------------------------------------------------------------------------------
+# Goals
+# ----------------------------------------------------------------------------------
+def sample_goal_positions(num: int, xy_min: float, xy_max: float, z_min: float, z_max: float,
+                          device: torch.device, generator: torch.Generator = None) -> torch.Tensor:
+    """Goal positions ``(num, 3)`` m relative to the robot base (reference ``get_reset_target_new_pos``).
+
+    For x and y: ``u ~ U(-1, 1)``, value ``= (xy_max - xy_min) u + xy_min sign(u)``, so
+    ``|x|, |y|`` lie in ``[xy_min, xy_max]`` (0.15-0.20 m) with either sign; z is
+    ``(z_max - z_min) |u| + z_min`` (0.15-0.35 m).
+    """
+    u = 2.0 * torch.rand(num, 3, device=device, generator=generator) - 1.0
+    goals = torch.empty_like(u)
+    goals[:, :2] = (xy_max - xy_min) * u[:, :2] + xy_min * torch.sign(u[:, :2])
+    goals[:, 2] = (z_max - z_min) * u[:, 2].abs() + z_min
+    return goals
+
+
+def sample_goal_rotations(num: int, device: torch.device, generator: torch.Generator = None) -> torch.Tensor:
+    """Random goal orientations ``(num, 4)`` (w, x, y, z): about x by ``pi U(-1, 1)``, then about y.
+
+    The reference feeds these to the policy but never rewards them; they are kept so
+    the 29-value observation (and checkpoints) stay compatible with the reference.
+    """
+    angles = torch.pi * (2.0 * torch.rand(num, 2, device=device, generator=generator) - 1.0)
+    x_axis = torch.tensor([1.0, 0.0, 0.0], device=device).expand(num, 3)
+    y_axis = torch.tensor([0.0, 1.0, 0.0], device=device).expand(num, 3)
+    return quat_mul(quat_from_angle_axis(angles[:, 0], x_axis), quat_from_angle_axis(angles[:, 1], y_axis))
+
+
+def tip_positions(ee_pose: torch.Tensor, tip_offset_ee: torch.Tensor) -> torch.Tensor:
+    """Fingertip positions ``(num_envs, 3)`` m: ``p_ee + R_ee @ tip_offset_ee``.
+
+    ``ee_pose`` is ``(num_envs, 7)`` (position m, quaternion w, x, y, z) of link5;
+    ``tip_offset_ee`` ``(3,)`` m in the link5 frame (``robot.TIP_OFFSET_EE``).
+    """
+    return ee_pose[:, :3] + quat_rotate(ee_pose[:, 3:7], tip_offset_ee.expand(ee_pose.shape[0], 3))
+
+
+# ----------------------------------------------------------------------------------
+# Reward and observations
+# ----------------------------------------------------------------------------------
+def compute_reward(tip_pos: torch.Tensor, goal_pos: torch.Tensor, actions: torch.Tensor, dist_scale: float,
+                   action_penalty_scale: float, reach_goal_bonus: float,
+                   success_tolerance: float) -> Tuple[torch.Tensor, Dict[str, torch.Tensor], torch.Tensor]:
+    """The reference reward ``dist_scale d + action_penalty_scale |a|^2 + bonus [d <= tol]``.
+
+    With the reference weights: ``-10 d - 0.0002 |a|^2 + 250 [d <= 0.05 m]``, ``d`` the
+    fingertip-goal distance (m). The reference's rotation term (computed, never added)
+    is not computed here.
+
+    Returns:
+        ``(reward (num_envs,), terms {"dist", "action_penalty", "reach_bonus"}, distance (num_envs,))``.
+    """
+    distance = torch.linalg.vector_norm(tip_pos - goal_pos, dim=-1)
+    terms = {
+        "dist": dist_scale * distance,
+        "action_penalty": action_penalty_scale * torch.sum(actions * actions, dim=-1),
+        "reach_bonus": reach_goal_bonus * (distance <= success_tolerance).float(),
+    }
+    reward = terms["dist"] + terms["action_penalty"] + terms["reach_bonus"]
+    return reward, terms, distance
+
+
+def compute_observations(dof_pos: torch.Tensor, dof_vel: torch.Tensor, goal_pos: torch.Tensor, goal_rot: torch.Tensor,
+                         ee_rot: torch.Tensor, actions: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor,
+                         dof_vel_scale: float) -> torch.Tensor:
+    """The 29-value "full" observation ``(num_envs, 29)`` of the reference ``compute_full_observations``.
+
+    Layout: ``[0:6]`` joint positions scaled to ``[-1, 1]`` by the limits; ``[6:12]`` joint
+    velocities (rad/s) times ``dof_vel_scale`` (0.2); ``[12:15]`` goal position (m, env
+    frame); ``[15:19]`` goal quaternion; ``[19:23]`` ``ee_rot * conj(goal_rot)``;
+    ``[23:29]`` the actions applied this step (gripper entry 0).
+    """
+    return torch.cat(
+        (
+            unscale_dof_pos(dof_pos, lower, upper),
+            dof_vel_scale * dof_vel,
+            goal_pos,
+            goal_rot,
+            quat_mul(ee_rot, quat_conjugate(goal_rot)),
+            actions,
+        ),
+        dim=-1,
+    )
+
+
+#: Names of the 29 observation entries, in order (for export sidecars and docs).
+OBSERVATION_NAMES = (
+    [f"dof_pos_scaled_{i}" for i in range(6)]
+    + [f"dof_vel_scaled_{i}" for i in range(6)]
+    + ["goal_x", "goal_y", "goal_z", "goal_qw", "goal_qx", "goal_qy", "goal_qz"]
+    + ["rel_qw", "rel_qx", "rel_qy", "rel_qz"]
+    + [f"action_{i}" for i in range(6)]
+)

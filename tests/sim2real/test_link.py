@@ -1,0 +1,361 @@
+"""Client and server together on 127.0.0.1 with the simulated arm."""
+
+import math
+import socket
+import time
+
+import pytest
+
+from conftest import wait_until
+from dofbot_rl import robot
+from dofbot_rl.sim2real import client as C
+from dofbot_rl.sim2real import protocol as P
+from dofbot_rl.sim2real.arms import SimulatedArm
+from dofbot_rl.sim2real.server import ArmController, Sim2RealServer
+
+SCRIPT = [
+    (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
+    (0.5, 0.3, -0.3, 0.2, 1.0, 0.05),
+    (-0.8, -0.5, 0.6, -0.6, -1.2, -0.08),
+    (1.2, 0.7, 0.1, 0.7, 0.4, 0.0),
+]
+
+
+def reached(arm, q, tol_deg=0.5):
+    return all(abs(a - b) <= tol_deg for a, b in zip(arm.position_deg(), robot.sim_to_servo_deg(q)))
+
+
+def raw_session(port, role=P.Role.CONTROL, token=None):
+    """Open a v1 session by hand; returns (socket, decoder, first reply)."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=2.0)
+    dec = P.FrameDecoder()
+    sock.sendall(P.encode(P.Hello(1, role, "raw")))
+    reply = read_one(sock, dec)
+    if isinstance(reply, P.Challenge) and token is not None:
+        sock.sendall(P.encode(P.Auth(P.auth_mac(token, reply.nonce, role))))
+        reply = read_one(sock, dec)
+    return sock, dec, reply
+
+
+def read_one(sock, dec, timeout_s=2.0):
+    sock.settimeout(timeout_s)
+    while True:
+        data = sock.recv(4096)
+        if not data:
+            return None
+        msgs = dec.feed(data)
+        if msgs:
+            return msgs[0]
+
+
+def test_scripted_targets_drive_the_arm_and_read_back_returns(start_server, make_client):
+    server, arm = start_server(max_step_deg=10.0, max_rate_hz=100.0, readback_hz=50.0)
+    client = make_client(server.address[1], rate_hz=60.0)
+    assert client.wait_for_state("connected", 3.0)
+    for q in SCRIPT:
+        client.send_joint_positions(q)
+        assert wait_until(lambda: reached(arm, q), 5.0), (q, arm.position_deg())
+        time.sleep(0.25)  # let a full read-back sweep happen at the new pose
+        # The sim loop keeps calling every step; the worker sends only what changed.
+        client.send_joint_positions(q)
+        rb = wait_until(lambda: client.readback() if client.readback() and client.readback().age_s < 0.2
+                        else None, 2.0)
+        assert rb is not None
+        for got, want in zip(rb.q, q):
+            if not math.isnan(got):  # a failed read is NaN; integer read-back: within 1.5 deg
+                assert abs(got - want) <= math.radians(1.5), (rb.q, q)
+        assert rb.target == pytest.approx(q)
+        assert not rb.flags & P.ACK_CLAMPED
+    stats = client.stats()
+    assert stats["acks"] > 0 and client.latency_ms is not None and client.latency_ms < 100
+    assert stats["latency_ms_mean"] is not None
+    assert client.state == "connected"
+
+
+def test_client_rate_limit_and_server_write_rate(start_server, make_client):
+    server, arm = start_server(max_step_deg=0.5, max_rate_hz=40.0)
+    client = make_client(server.address[1], rate_hz=30.0)
+    assert client.wait_for_state("connected", 3.0)
+    t0 = time.monotonic()
+    n = 0
+    while time.monotonic() - t0 < 1.0:  # the sim calls far faster than the link rate
+        client.send_joint_positions([0.5 * math.sin(n / 50.0), 0.3, 0, 0, 0, 0])
+        n += 1
+        time.sleep(0.0005)
+    elapsed = time.monotonic() - t0
+    assert n > 500
+    assert client.stats()["commands_sent"] <= 30.0 * elapsed + 3
+    writes = [w.time_s for w in arm.writes]
+    gaps = [b - a for a, b in zip(writes, writes[1:])]
+    assert len(writes) > 10 and min(gaps) >= 1.0 / 40.0 - 0.002, min(gaps)
+
+
+def test_server_clamps_and_limits_steps(start_server, make_client):
+    server, arm = start_server(max_step_deg=2.0, max_rate_hz=100.0)
+    client = make_client(server.address[1])
+    assert client.wait_for_state("connected", 3.0)
+    client.send_joint_positions([10.0, -10.0, 3.0, -3.0, 100.0, 5.0])  # far outside the safe limits
+    assert wait_until(lambda: reached(arm, robot.SAFE_LIMITS_UPPER[:1] + robot.SAFE_LIMITS_LOWER[1:2]
+                                      + (robot.SAFE_LIMITS_UPPER[2], robot.SAFE_LIMITS_LOWER[3])
+                                      + robot.SAFE_LIMITS_UPPER[4:]), 8.0)
+    assert client.stats()["clamped_acks"] >= 1  # the command's ACK said so
+    assert client.readback().target[0] == pytest.approx(robot.SAFE_LIMITS_UPPER[0])
+    sent = [robot.servo_deg_to_sim(w.servo_deg) for w in arm.writes]
+    for q in sent:
+        for v, lo, hi in zip(q, robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER):
+            assert lo - 1e-9 <= v <= hi + 1e-9
+    steps = [max(abs(a - b) for a, b in zip(p, q)) for p, q in zip(sent, sent[1:])]
+    assert max(steps) <= math.radians(2.0) + 1e-9
+    assert len(sent) > 40  # a ramp, not a jump
+
+
+def test_second_client_is_refused(start_server, make_client):
+    server, arm = start_server()
+    first = make_client(server.address[1])
+    assert first.wait_for_state("connected", 3.0)
+    second = make_client(server.address[1], fail_quietly=False)
+    assert wait_until(lambda: second.last_error is not None, 3.0)
+    assert isinstance(second.last_error, C.LinkRefused) and second.last_error.code == P.ErrorCode.BUSY
+    with pytest.raises(C.Sim2RealError, match="BUSY"):
+        second.send_joint_positions([0.0] * 6)
+    assert second.state == "disconnected"
+    sock, _, reply = raw_session(server.address[1])
+    assert isinstance(reply, P.Refused) and reply.code == P.ErrorCode.BUSY and "controls" in reply.reason
+    sock.close()
+    assert first.state == "connected"
+
+
+def test_token_required_and_checked(start_server, make_client):
+    server, arm = start_server(token=b"correct horse battery staple")
+    wrong = make_client(server.address[1], token=b"wrong", fail_quietly=False)
+    none = make_client(server.address[1], fail_quietly=False)
+    assert wait_until(lambda: wrong.last_error and none.last_error, 3.0)
+    assert isinstance(wrong.last_error, C.LinkRefused) and wrong.last_error.code == P.ErrorCode.AUTH
+    assert "requires a token" in str(none.last_error)
+    sock, _, reply = raw_session(server.address[1], token=b"also wrong")
+    assert isinstance(reply, P.Refused) and reply.code == P.ErrorCode.AUTH
+    sock.close()
+    assert arm.num_writes == 0 and server.stats["commands"] == 0
+    good = make_client(server.address[1], token=b"correct horse battery staple")
+    assert good.wait_for_state("connected", 3.0)
+    good.send_joint_positions([0.2, 0, 0, 0, 0, 0])
+    assert wait_until(lambda: reached(arm, [0.2, 0, 0, 0, 0, 0]), 5.0)
+
+
+def test_reconnects_with_backoff(start_server, make_client):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    client = make_client(port, backoff_initial_s=0.05, backoff_max_s=0.2)
+    time.sleep(0.4)
+    assert client.state in ("connecting", "disconnected") and client.last_error is not None
+    server, arm = start_server(port=port)
+    assert client.wait_for_state("connected", 3.0)
+    server.stop_event.set()
+    server.thread.join(5.0)
+    assert client.wait_for_state(("disconnected", "connecting"), 3.0)
+    server2, arm2 = start_server(port=port)
+    assert client.wait_for_state("connected", 3.0)
+    client.send_joint_positions([-0.3, 0, 0, 0, 0, 0])
+    assert wait_until(lambda: reached(arm2, [-0.3, 0, 0, 0, 0, 0]), 5.0)
+    assert client.stats()["connects"] == 2
+
+
+def test_fail_loudly_when_asked(make_client):
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    loud = make_client(port, fail_quietly=False)
+    quiet = make_client(port, fail_quietly=True, backoff_initial_s=0.05)
+    assert wait_until(lambda: loud.last_error is not None and quiet.last_error is not None, 3.0)
+    with pytest.raises(C.Sim2RealError):
+        loud.send_joint_positions([0.0] * 6)
+    quiet.send_joint_positions([0.0] * 6)  # stored, no exception
+    assert loud.state == "disconnected"
+
+
+def test_stopping_the_client_makes_the_server_hold(start_server, make_client):
+    server, arm = start_server()
+    client = make_client(server.address[1])
+    assert client.wait_for_state("connected", 3.0)
+    client.send_joint_positions([0.3, 0.1, 0, 0, 0, 0])
+    assert wait_until(lambda: reached(arm, [0.3, 0.1, 0, 0, 0, 0]), 5.0)
+    t0 = time.monotonic()
+    client.stop()
+    assert wait_until(lambda: server.controller.events, 2.0)
+    t_hold, kind, _ = server.controller.events[0]
+    assert kind == "hold" and t_hold - t0 < 0.2
+    assert server.controller.status().holding
+    n = arm.num_writes
+    time.sleep(0.2)
+    assert arm.num_writes == n and reached(arm, [0.3, 0.1, 0, 0, 0, 0])
+
+
+def test_release_mode_drops_torque_and_recovers(start_server, make_client):
+    server, arm = start_server(on_timeout="release")
+    client = make_client(server.address[1])
+    assert client.wait_for_state("connected", 3.0)
+    client.send_joint_positions([0.2, 0, 0, 0, 0, 0])
+    assert wait_until(lambda: reached(arm, [0.2, 0, 0, 0, 0, 0]), 5.0)
+    client.stop()
+    assert wait_until(lambda: not arm.torque_on, 2.0)
+    arm.move_by_hand(robot.sim_to_servo_deg([-0.4, 0.2, 0, 0, 0, 0]))
+    again = client.__class__(port=server.address[1], fail_quietly=True).start()
+    try:
+        assert again.wait_for_state("connected", 3.0)
+        rb = wait_until(lambda: again.readback(), 2.0)
+        assert rb.flags & P.ACK_TORQUE_OFF
+        again.send_joint_positions([0.0] * 6)
+        assert wait_until(lambda: arm.torque_on and reached(arm, [0.0] * 6), 5.0)
+    finally:
+        again.stop()
+
+
+def test_heartbeat_timeout_closes_silent_sessions(start_server):
+    server, arm = start_server(heartbeat_ms=100)
+    sock, dec, welcome = raw_session(server.address[1])
+    assert isinstance(welcome, P.Welcome) and welcome.heartbeat_ms == 100
+    sock.sendall(P.encode(P.Command(1, 20, (0.1, 0, 0, 0, 0, 0))))
+    assert isinstance(read_one(sock, dec), P.Ack)
+    t0 = time.monotonic()
+    err = read_one(sock, dec)
+    waited = time.monotonic() - t0
+    assert isinstance(err, P.Error) and err.code == P.ErrorCode.TIMEOUT
+    assert 0.08 <= waited <= 0.2
+    assert read_one(sock, dec) is None  # then closed
+    assert server.controller.events and server.controller.events[-1][1] == "hold"
+
+
+def test_observer_reads_back_while_a_controller_drives(start_server, make_client):
+    server, arm = start_server(readback_hz=50.0)
+    arm.set_torque(False)
+    pose = [0.3, -0.2, 0.4, 0.1, -0.5, 0.0]
+    arm.move_by_hand(robot.sim_to_servo_deg(pose))
+    watcher = make_client(server.address[1], mode="real2sim", rate_hz=30.0)
+    assert watcher.wait_for_state("connected", 3.0)
+    rb = wait_until(lambda: watcher.readback() if watcher.readback() and watcher.readback().age_s < 0.15
+                    else None, 3.0)
+    for got, want in zip(rb.q[:5], pose[:5]):
+        if not math.isnan(got):
+            assert abs(got - want) <= math.radians(1.5)
+    with pytest.raises(RuntimeError, match="real2sim"):
+        watcher.send_joint_positions(pose)
+    driver = make_client(server.address[1])
+    assert driver.wait_for_state("connected", 3.0)  # observers do not take the control slot
+    driver.send_joint_positions([0.0] * 6)
+    assert wait_until(lambda: reached(arm, [0.0] * 6), 5.0)
+    assert watcher.state in ("connected", "degraded")
+
+
+def test_observer_may_not_command(start_server):
+    server, arm = start_server()
+    sock, dec, welcome = raw_session(server.address[1], role=P.Role.OBSERVE)
+    assert isinstance(welcome, P.Welcome)
+    sock.sendall(P.encode(P.Command(1, 20, (0.1, 0, 0, 0, 0, 0))))
+    err = read_one(sock, dec)
+    assert isinstance(err, P.Error) and err.code == P.ErrorCode.UNEXPECTED
+    assert arm.num_writes == 0
+
+
+def test_connection_limit_and_handshake_timeout(start_server):
+    server, arm = start_server(max_connections=2, handshake_timeout_s=0.3)
+    a = socket.create_connection(server.address, timeout=2.0)
+    b = socket.create_connection(server.address, timeout=2.0)
+    assert wait_until(lambda: server.stats["connections"] == 2, 2.0)
+    c = socket.create_connection(server.address, timeout=2.0)
+    reply = read_one(c, P.FrameDecoder())
+    assert isinstance(reply, P.Refused) and reply.code == P.ErrorCode.TOO_MANY_CONNECTIONS
+    t0 = time.monotonic()
+    err = read_one(a, P.FrameDecoder())  # said nothing: dropped after the handshake timeout
+    assert isinstance(err, P.Error) and err.code == P.ErrorCode.TIMEOUT
+    assert 0.2 <= time.monotonic() - t0 <= 0.6
+    for s in (a, b, c):
+        s.close()
+
+
+def test_degraded_then_reconnect_when_replies_stop():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    client = C.Sim2RealClient(port=listener.getsockname()[1], heartbeat_ms=100, fail_quietly=True,
+                              backoff_initial_s=0.05).start()
+    try:
+        conn, _ = listener.accept()
+        conn.settimeout(2.0)
+        P.FrameDecoder().feed(conn.recv(4096))  # HELLO
+        conn.sendall(P.encode(P.Welcome(1, 100, 60, robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER)))
+        assert client.wait_for_state("connected", 2.0)
+        client.send_joint_positions([0.0] * 6)  # never acknowledged
+        assert client.wait_for_state("degraded", 2.0)
+        assert client.wait_for_state(("disconnected", "connecting"), 2.0)
+        assert "no reply" in str(client.last_error)
+        conn2, _ = listener.accept()  # it reconnects
+        conn2.close()
+        conn.close()
+    finally:
+        client.stop()
+        listener.close()
+
+
+def test_server_stop_tells_clients(start_server):
+    server, arm = start_server()
+    sock, dec, welcome = raw_session(server.address[1])
+    assert isinstance(welcome, P.Welcome)
+    server.stop_event.set()
+    err = read_one(sock, dec)
+    assert isinstance(err, P.Error) and err.code == P.ErrorCode.SHUTDOWN
+    server.thread.join(3.0)
+    assert not server.thread.is_alive()
+
+
+def test_from_config(tmp_path):
+    token = tmp_path / "tok"
+    token.write_text("abc\n")
+    cfg = {"enabled": True, "host": "10.0.0.5", "port": 5000, "protocol": "v1", "token_file": str(token),
+           "fail_quietely": True, "rate_hz": 30, "mode": "real2sim", "heartbeat_ms": 250}
+    client = C.Sim2RealClient.from_config(cfg)
+    assert (client.host, client.port, client.fail_quietly, client.rate_hz, client.mode, client.heartbeat_ms) == (
+        "10.0.0.5", 5000, True, 30.0, "real2sim", 250)
+    assert client._token == b"abc"
+    parsed = C.Sim2RealConfig.from_mapping({"fail_quietly": "false", "token_file": None, "enabled": False})
+    assert parsed.fail_quietly is False and parsed.token_file is None and parsed.port == P.DEFAULT_PORT
+    assert C.Sim2RealClient.from_config(parsed).state == "disconnected"  # not started
+    with pytest.raises(ValueError, match="unknown sim2real key 'ip'"):
+        C.Sim2RealConfig.from_mapping({"ip": "1.2.3.4"})
+    with pytest.raises(ValueError, match="disagree"):
+        C.Sim2RealConfig.from_mapping({"fail_quietly": True, "fail_quietely": False})
+    with pytest.raises(ValueError, match="legacy"):
+        C.Sim2RealConfig.from_mapping({"protocol": "legacy", "mode": "real2sim"})
+    with pytest.raises(ValueError, match="protocol"):
+        C.Sim2RealConfig.from_mapping({"protocol": "v2"})
+    with pytest.raises(ValueError, match="rate_hz"):
+        C.Sim2RealConfig.from_mapping({"rate_hz": 0})
+    with pytest.raises(ValueError, match="cannot read token file"):
+        C.Sim2RealClient.from_config({"token_file": str(tmp_path / "missing")})
+
+
+def test_send_validates_input():
+    client = C.Sim2RealClient(port=9)
+    with pytest.raises(ValueError):
+        client.send_joint_positions([0.0] * 5)
+    with pytest.raises(ValueError):
+        client.send_joint_positions([0.0] * 5 + [float("nan")])
+    client.send_joint_positions((0.1, 0.2, 0.3, 0.4, 0.5, 0.06))
+
+
+def test_controller_rejects_non_finite_targets():
+    ctl = ArmController(SimulatedArm(read_latency_ms=0.0))
+    assert ctl.command([float("nan")] + [0.0] * 5, 10) == (P.ACK_REJECTED, False)
+    assert ctl.status().holding
+    flags, ok = ctl.command([9.0] + [0.0] * 5, 10)
+    assert ok and flags == P.ACK_CLAMPED
+    assert ctl.status().target[0] == pytest.approx(robot.SAFE_LIMITS_UPPER[0])
+
+
+def test_server_argument_checks():
+    with pytest.raises(ValueError, match="legacy"):
+        Sim2RealServer(SimulatedArm(), host="127.0.0.1", port=0, protocol="legacy", token=b"x")
+    with pytest.raises(ValueError, match="on_timeout"):
+        Sim2RealServer(SimulatedArm(), host="127.0.0.1", port=0, on_timeout="panic")

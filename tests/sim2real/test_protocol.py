@@ -1,0 +1,203 @@
+"""Wire protocol: round trips, partial reads, bounded and hostile input, HMAC, legacy frames."""
+
+import math
+import os
+import random
+import re
+import struct
+import sys
+
+import pytest
+
+from dofbot_rl import robot
+from dofbot_rl.sim2real import protocol as P
+
+NAN = float("nan")
+MESSAGES = [
+    P.Hello(1, P.Role.CONTROL, "sim-pc"),
+    P.Hello(1, P.Role.OBSERVE, ""),
+    P.Hello(1, P.Role.CONTROL, "ünïcødé"),
+    P.Challenge(bytes(range(32))),
+    P.Auth(b"\xaa" * 32),
+    P.Welcome(1, 200, 60, robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER),
+    P.Refused(P.ErrorCode.BUSY, "another client controls the arm"),
+    P.Command(0, 0, (0.0,) * 6),
+    P.Command(0xFFFFFFFF, 0xFFFF, (0.1, -0.2, 0.3, -0.4, 0.5, -0.06)),
+    P.Ack(7, P.ACK_CLAMPED | P.ACK_RAMPING, 12, (0.1,) * 6, (0.2,) * 6, (0.3, NAN, 0.3, 0.3, NAN, 0.3)),
+    P.Heartbeat(123456),
+    P.Error(P.ErrorCode.TIMEOUT, "no frame for 200 ms"),
+]
+
+
+def same(a, b):
+    """Message equality where NaN == NaN."""
+    if type(a) is not type(b):
+        return False
+    for x, y in zip(a, b):
+        if isinstance(x, tuple):
+            if len(x) != len(y) or not all(u == v or (math.isnan(u) and math.isnan(v)) for u, v in zip(x, y)):
+                return False
+        elif x != y:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("msg", MESSAGES, ids=lambda m: type(m).__name__)
+def test_round_trip(msg):
+    frame = P.encode(msg)
+    assert len(frame) <= P.MAX_FRAME
+    out = P.FrameDecoder().feed(frame)
+    assert len(out) == 1 and same(out[0], msg)
+
+
+def test_partial_reads_byte_by_byte_and_every_split():
+    stream = b"".join(P.encode(m) for m in MESSAGES)
+    dec = P.FrameDecoder()
+    got = []
+    for i in range(len(stream)):
+        got.extend(dec.feed(stream[i:i + 1]))
+    assert len(got) == len(MESSAGES) and all(same(a, b) for a, b in zip(got, MESSAGES))
+    assert dec.buffered == 0
+    frame = P.encode(MESSAGES[9])
+    for cut in range(1, len(frame)):
+        dec = P.FrameDecoder()
+        assert dec.feed(frame[:cut]) == []
+        assert same(dec.feed(frame[cut:])[0], MESSAGES[9])
+
+
+def test_many_frames_in_one_chunk():
+    stream = b"".join(P.encode(P.Heartbeat(i)) for i in range(100))
+    assert [m.seq for m in P.FrameDecoder().feed(stream)] == list(range(100))
+
+
+def test_explicit_little_endian_layout():
+    frame = P.encode(P.Command(1, 300, (1.0, 0, 0, 0, 0, 0)))
+    assert frame[:8] == b"DR\x01\x06" + struct.pack("<I", 54)
+    assert frame[8:12] == b"\x01\x00\x00\x00"  # seq, little-endian
+    assert frame[12:14] == b"\x2c\x01"  # 300 ms
+    assert frame[14:22] == struct.pack("<d", 1.0)
+    for name in dir(P):
+        obj = getattr(P, name)
+        if isinstance(obj, struct.Struct):
+            assert obj.format.startswith("<"), name
+
+
+def test_oversized_frame_rejected_from_the_header():
+    dec = P.FrameDecoder()
+    header = P.HEADER.pack(P.MAGIC, 1, P.MsgType.COMMAND, P.MAX_PAYLOAD + 1)
+    with pytest.raises(P.FrameTooLarge, match="limit 512"):
+        dec.feed(header)
+    with pytest.raises(P.FrameTooLarge):  # poisoned: framing is lost
+        dec.feed(P.encode(P.Heartbeat(1)))
+    with pytest.raises(P.FrameTooLarge):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, P.MsgType.ACK, 0xFFFFFFFF))
+
+
+def test_garbage_rejected_at_the_first_byte():
+    with pytest.raises(P.ProtocolError, match="bad magic"):
+        P.FrameDecoder().feed(b"G")
+    with pytest.raises(P.ProtocolError, match="bad magic"):
+        P.FrameDecoder().feed(b"GET / HTTP/1.1\r\n")
+    with pytest.raises(P.ProtocolError, match="bad magic"):
+        P.FrameDecoder().feed(b"D\x00")
+
+
+def test_versions_checked():
+    with pytest.raises(P.UnsupportedVersion):
+        P.FrameDecoder().feed(b"DR\x02")
+    frame = P.HEADER.pack(P.MAGIC, 1, P.MsgType.HELLO, 3) + struct.pack("<HB", 2, 0)
+    with pytest.raises(P.UnsupportedVersion, match="protocol version 2"):
+        P.FrameDecoder().feed(frame)
+
+
+def test_unknown_type_and_wrong_sizes():
+    with pytest.raises(P.ProtocolError, match="unknown frame type 99"):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, 99, 0))
+    with pytest.raises(P.ProtocolError, match="COMMAND payload must be 54 bytes, got 53"):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, P.MsgType.COMMAND, 53) + b"\0" * 53)
+    with pytest.raises(P.ProtocolError, match="role"):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, P.MsgType.HELLO, 3) + struct.pack("<HB", 1, 7))
+
+
+def test_random_bytes_only_raise_protocol_errors():
+    rng = random.Random(0)
+    for _ in range(3000):
+        dec = P.FrameDecoder()
+        data = bytes(rng.getrandbits(8) for _ in range(rng.randrange(1, 80)))
+        if rng.random() < 0.5:
+            data = P.MAGIC + bytes([1]) + data
+        try:
+            for i in range(0, len(data), 7):
+                dec.feed(data[i:i + 7])
+        except P.ProtocolError:
+            pass
+        assert dec.buffered <= P.MAX_FRAME
+
+
+def test_encode_validates():
+    with pytest.raises(ValueError):
+        P.encode(P.Command(1, 1, (0.0,) * 7))
+    with pytest.raises(ValueError):
+        P.encode(P.Command(-1, 1, (0.0,) * 6))
+    with pytest.raises(ValueError):
+        P.encode(P.Command(1, 70000, (0.0,) * 6))
+    with pytest.raises(ValueError):
+        P.encode(P.Challenge(b"short"))
+    with pytest.raises(TypeError):
+        P.encode(("not", "a", "message"))
+
+
+def test_long_texts_are_bounded():
+    frame = P.encode(P.Error(1, "x" * 10000))
+    assert len(frame) == P.HEADER.size + 2 + P.MAX_REASON_BYTES
+    assert len(P.encode(P.Hello(1, 0, "n" * 1000))) == P.HEADER.size + 3 + P.MAX_NAME_BYTES
+
+
+def test_hmac_challenge_response():
+    token, nonce = b"s3cret-token", P.new_nonce()
+    mac = P.auth_mac(token, nonce, P.Role.CONTROL)
+    assert len(mac) == 32 and len(nonce) == 32 and P.new_nonce() != nonce
+    assert P.verify_mac(token, nonce, P.Role.CONTROL, mac)
+    assert not P.verify_mac(b"wrong", nonce, P.Role.CONTROL, mac)
+    assert not P.verify_mac(token, P.new_nonce(), P.Role.CONTROL, mac)
+    assert not P.verify_mac(token, nonce, P.Role.OBSERVE, mac)
+
+
+def test_token_file(tmp_path):
+    path = tmp_path / "token"
+    path.write_bytes(b"  abc123\n")
+    assert P.read_token_file(str(path)) == b"abc123"
+    os.chmod(str(path), 0o600)
+    assert P.token_file_is_private(str(path))
+    os.chmod(str(path), 0o644)
+    assert not P.token_file_is_private(str(path))
+    path.write_bytes(b"\n")
+    with pytest.raises(ValueError, match="empty"):
+        P.read_token_file(str(path))
+    with pytest.raises(ValueError, match="cannot read"):
+        P.read_token_file(str(tmp_path / "missing"))
+
+
+def test_legacy_frames_match_the_reference_layout():
+    servo = [90.0, 100.5, 80.25, 90.0, 135.0, 90.0]
+    frame = P.encode_legacy(servo)
+    assert len(frame) == 24
+    assert frame == struct.pack("<6f", *servo)
+    if sys.byteorder == "little":  # the reference packed natively: identical on these machines
+        assert frame == struct.pack("6f", *servo)
+    dec = P.LegacyDecoder()
+    assert dec.feed(frame[:10]) == []
+    assert dec.feed(frame[10:] + frame[:5]) == [tuple(servo)]
+    assert dec.buffered == 5
+    with pytest.raises(ValueError):
+        P.encode_legacy([NAN] * 6)
+
+
+def test_no_pickle_or_eval_in_sim2real():
+    here = os.path.dirname(P.__file__)
+    for name in os.listdir(here):
+        if name.endswith(".py"):
+            with open(os.path.join(here, name)) as fh:
+                src = fh.read()
+            assert not re.search(r"\bimport pickle\b|\bpickle\.|\bmarshal\.|(?<![\w.])eval\(|(?<![\w.])exec\(",
+                                 src), name
