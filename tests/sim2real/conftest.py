@@ -88,16 +88,3 @@ def make_client():
     yield _make
     for client in clients:
         client.stop()
-
-
-def wait_until(predicate, timeout_s=5.0, poll_s=0.002):
-    """Poll ``predicate`` until true or ``timeout_s``; returns its last value."""
-    import time
-
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(poll_s)
-    return predicate()

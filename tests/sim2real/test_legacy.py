@@ -8,9 +8,8 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from dofbot_rl.sim2real.stress import wait_until
 from dofbot_rl import robot
-from dofbot_rl.sim2real import protocol as P
 
 
 class ReferenceServer(object):
@@ -115,6 +114,10 @@ def test_server_in_legacy_mode_with_a_reference_style_client(start_server):
     other = socket.create_connection(server.address, timeout=2.0)
     assert other.recv(10) == b""
     other.close()
+    # Stopping the server closes the connection without v1 bytes.
+    server.stop_event.set()
+    sock.settimeout(3.0)
+    assert sock.recv(100) == b""
     sock.close()
 
 

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from conftest import wait_until
+from dofbot_rl.sim2real.stress import wait_until
 from dofbot_rl import robot
 from dofbot_rl.sim2real import client as C
 from dofbot_rl.sim2real import protocol as P
@@ -223,9 +223,11 @@ def test_heartbeat_timeout_closes_silent_sessions(start_server):
     err = read_one(sock, dec)
     waited = time.monotonic() - t0
     assert isinstance(err, P.Error) and err.code == P.ErrorCode.TIMEOUT
-    assert 0.08 <= waited <= 0.2
+    assert 0.06 <= waited <= 0.4, waited
     assert read_one(sock, dec) is None  # then closed
-    assert server.controller.events and server.controller.events[-1][1] == "hold"
+    sock.close()
+    assert wait_until(lambda: server.controller.events, 1.0)
+    assert server.controller.events[-1][1] == "hold"
 
 
 def test_observer_reads_back_while_a_controller_drives(start_server, make_client):
@@ -255,22 +257,23 @@ def test_observer_may_not_command(start_server):
     assert isinstance(welcome, P.Welcome)
     sock.sendall(P.encode(P.Command(1, 20, (0.1, 0, 0, 0, 0, 0))))
     err = read_one(sock, dec)
+    sock.close()
     assert isinstance(err, P.Error) and err.code == P.ErrorCode.UNEXPECTED
     assert arm.num_writes == 0
 
 
 def test_connection_limit_and_handshake_timeout(start_server):
     server, arm = start_server(max_connections=2, handshake_timeout_s=0.3)
+    t0 = time.monotonic()
     a = socket.create_connection(server.address, timeout=2.0)
     b = socket.create_connection(server.address, timeout=2.0)
     assert wait_until(lambda: server.stats["connections"] == 2, 2.0)
     c = socket.create_connection(server.address, timeout=2.0)
     reply = read_one(c, P.FrameDecoder())
     assert isinstance(reply, P.Refused) and reply.code == P.ErrorCode.TOO_MANY_CONNECTIONS
-    t0 = time.monotonic()
     err = read_one(a, P.FrameDecoder())  # said nothing: dropped after the handshake timeout
     assert isinstance(err, P.Error) and err.code == P.ErrorCode.TIMEOUT
-    assert 0.2 <= time.monotonic() - t0 <= 0.6
+    assert 0.28 <= time.monotonic() - t0 <= 1.0
     for s in (a, b, c):
         s.close()
 
@@ -305,6 +308,7 @@ def test_server_stop_tells_clients(start_server):
     assert isinstance(welcome, P.Welcome)
     server.stop_event.set()
     err = read_one(sock, dec)
+    sock.close()
     assert isinstance(err, P.Error) and err.code == P.ErrorCode.SHUTDOWN
     server.thread.join(3.0)
     assert not server.thread.is_alive()
@@ -359,3 +363,8 @@ def test_server_argument_checks():
         Sim2RealServer(SimulatedArm(), host="127.0.0.1", port=0, protocol="legacy", token=b"x")
     with pytest.raises(ValueError, match="on_timeout"):
         Sim2RealServer(SimulatedArm(), host="127.0.0.1", port=0, on_timeout="panic")
+
+
+def test_controller_limits_must_be_inside_the_hardware_limits():
+    with pytest.raises(ValueError, match="joint2"):
+        ArmController(SimulatedArm(), upper=(1.0, 2.0, 0.5, 0.5, 0.5, 0.1))

@@ -4,15 +4,13 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import zipfile
 
-import pytest
-
-from conftest import EXT_DIR, wait_until
-from dofbot_rl import robot
+from dofbot_rl.sim2real.stress import PACKAGE_PARENT as EXT_DIR
+from dofbot_rl.sim2real.stress import wait_until
 from dofbot_rl.sim2real import protocol as P
+from dofbot_rl.sim2real import stress
 from dofbot_rl.sim2real.bundle import build_server_zipapp
 from dofbot_rl.sim2real.client import Sim2RealClient
 
@@ -97,7 +95,7 @@ def test_zipapp_server_under_python36(python36, tmp_path):
     proc = subprocess.Popen([python36, bundle, "--arm", "sim", "--host", "127.0.0.1", "--port", "0",
                              "--token-file", str(token), "--log-file", log, "--heartbeat-ms", "200",
                              "--sim-read-latency-ms", "1"],
-                            cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            cwd=str(tmp_path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     client = None
     try:
         port = _wait_for_port(log, proc)
@@ -120,6 +118,18 @@ def test_zipapp_server_under_python36(python36, tmp_path):
         assert "AUTH" in str(wrong.last_error)
         wrong.stop()
         client.stop()
+        # Hostile input against the 3.6 server, then it still serves.
+        report = stress.fuzz_server("127.0.0.1", port, num_frames=2000, seed=3, token=b"jetson-secret-token",
+                                    time_budget_s=30.0)
+        assert report.frames >= 2000 and report.fatal_kept_open == 0 and proc.poll() is None, report
+        again = Sim2RealClient(port=port, token=b"jetson-secret-token", fail_quietly=True).start()
+        try:
+            assert again.wait_for_state("connected", 5.0)
+            again.send_joint_positions([0.0] * 6)
+            assert wait_until(lambda: again.readback() is not None and not again.readback().flags & P.ACK_HOLDING,
+                              5.0)
+        finally:
+            again.stop()
         assert _stop(proc, signal.SIGTERM) == 0
     finally:
         if client is not None:
@@ -140,7 +150,7 @@ def test_module_server_legacy_under_python36_stops_on_sigint(python36, tmp_path)
     log = str(tmp_path / "legacy.log")
     proc = subprocess.Popen([python36, "-m", "dofbot_rl.sim2real.server", "--protocol", "legacy",
                              "--host", "127.0.0.1", "--port", "0", "--log-file", log],
-                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+                            env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         port = _wait_for_port(log, proc)
         sock = socket.create_connection(("127.0.0.1", port), timeout=2.0)

@@ -73,8 +73,8 @@ def bench_one(cfg, num_envs: int, seconds: float = 2.0, train_epochs: int = 0) -
     cfg = OmegaConf.merge(cfg, {"num_envs": num_envs, "task": {"env": {"num_envs": num_envs}}})
     device = torch.device(cfg.sim_device)
     if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(device)
-        mem0 = torch.cuda.memory_allocated(device)
+        torch.cuda.synchronize(device)
+        free0 = torch.cuda.mem_get_info(device)[0]
     physics = make_physics(cfg)
     lower = torch.tensor(cfg_limits("lower"), device=device)
     upper = torch.tensor(cfg_limits("upper"), device=device)
@@ -102,8 +102,8 @@ def bench_one(cfg, num_envs: int, seconds: float = 2.0, train_epochs: int = 0) -
     task_rate = _timed(task_step, device, seconds) * num_envs
     row = BenchRow(num_envs=num_envs, device=str(device), physics_steps_per_s=physics_rate,
                    task_steps_per_s=task_rate, first_step_s=first_step)
-    if device.type == "cuda":
-        row.gpu_mem_per_env_kb = (torch.cuda.max_memory_allocated(device) - mem0) / num_envs / 1024
+    if device.type == "cuda":  # device memory taken by physics + task (warp's pool is not torch's)
+        row.gpu_mem_per_env_kb = (free0 - torch.cuda.mem_get_info(device)[0]) / num_envs / 1024
     if train_epochs > 0:
         row.train_steps_per_s = bench_training(cfg, task, train_epochs)
     physics.close()

@@ -228,11 +228,13 @@ def cmd_serve(args: Sequence[str]) -> int:
 
 def cmd_bundle_server(args: Sequence[str]) -> int:
     """Write the one-file server zipapp to copy to the Dofbot's Jetson."""
+    from pathlib import Path
+
     from dofbot_rl.sim2real.bundle import build_server_zipapp
 
     if len(args) != 1:
         raise UsageError("usage: dofbot-rl bundle-server OUT.pyz")
-    path = build_server_zipapp(args[0])
+    path = Path(build_server_zipapp(args[0]))
     print(f"wrote {path}: copy it to the Jetson and run `python3 {path.name} --arm armlib`")
     return 0
 

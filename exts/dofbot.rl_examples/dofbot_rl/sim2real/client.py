@@ -233,7 +233,7 @@ class Sim2RealClient(object):
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self):
-        """Start the worker thread (returns at once). Returns ``self``.
+        """Start the worker thread (returns at once) and clear any stored error. Returns ``self``.
 
         Raises:
             RuntimeError: already started.
@@ -241,6 +241,7 @@ class Sim2RealClient(object):
         if self._thread is not None:
             raise RuntimeError("Sim2RealClient already started")
         self._stop.clear()
+        self._error = None
         self._thread = threading.Thread(target=self._run, name="sim2real-client", daemon=True)
         self._thread.start()
         return self
@@ -349,7 +350,10 @@ class Sim2RealClient(object):
     def _set_state(self, state):
         with self._state_changed:
             if state != self._state:
-                _log.info("sim2real link %s:%d: %s -> %s", self.host, self.port, self._state, state)
+                # Connects and drops at INFO; connect attempts and degraded flapping at DEBUG.
+                up = (CONNECTED, DEGRADED)
+                level = logging.INFO if (state in up) != (self._state in up) else logging.DEBUG
+                _log.log(level, "sim2real link %s:%d: %s -> %s", self.host, self.port, self._state, state)
                 self._state = state
                 self._state_changed.notify_all()
 
@@ -379,6 +383,9 @@ class Sim2RealClient(object):
                     self._stream_legacy(sock)
             except (OSError, P.ProtocolError, Sim2RealError) as exc:
                 error = exc
+            except Exception as exc:  # a bug: report it like a link failure, never die silently
+                _log.exception("sim2real client worker failed")
+                error = Sim2RealError("sim2real client error: %r" % (exc,))
             finally:
                 if sock is not None:
                     sock.close()

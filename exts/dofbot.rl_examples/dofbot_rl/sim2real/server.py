@@ -23,6 +23,7 @@ it targets and read its status.
 """
 
 import argparse
+import collections
 import logging
 import logging.handlers
 import math
@@ -81,7 +82,8 @@ class ArmController(object):
         on_timeout: ``"hold"`` (write the last pose again and stop following) or
             ``"release"`` (torque off) when the link is lost.
         readback_hz: servo read-back rate per servo (Hz); 0 disables read-back.
-        lower, upper: joint limits (rad) every target is clamped to.
+        lower, upper: joint limits (rad) every target is clamped to; within the hardware
+            limits ``robot.JOINT_LIMITS_LOWER/UPPER``.
         clock: time source (s).
 
     Raises:
@@ -98,6 +100,11 @@ class ArmController(object):
             raise ValueError("on_timeout must be 'hold' or 'release', got %r" % (on_timeout,))
         if not readback_hz >= 0:
             raise ValueError("readback_hz must be >= 0, got %r" % (readback_hz,))
+        for lo, hi, hw_lo, hw_hi, name in zip(lower, upper, robot.JOINT_LIMITS_LOWER, robot.JOINT_LIMITS_UPPER,
+                                              robot.JOINT_NAMES):
+            if not hw_lo <= lo <= hi <= hw_hi:
+                raise ValueError("limits of %s must satisfy %g <= lower <= upper <= %g rad, got [%r, %r]"
+                                 % (name, hw_lo, hw_hi, lo, hi))
         self.arm = arm
         self.max_step_rad = math.radians(max_step_deg)
         self.max_rate_hz = float(max_rate_hz)
@@ -116,8 +123,10 @@ class ArmController(object):
         self._readback = list(_NAN6)
         self._readback_t = [None] * robot.NUM_DOF
         self._next_servo = 0
-        #: ``(time s, "hold" | "release", reason)`` for every link loss acted on.
-        self.events = []
+        #: ``(time s, "hold" | "release", reason)`` of the last 1000 link losses acted on.
+        self.events = collections.deque(maxlen=1000)
+        #: Number of link losses acted on since start.
+        self.num_events = 0
         self.num_writes = 0
         self.num_io_errors = 0
 
@@ -286,6 +295,7 @@ class ArmController(object):
             _log.exception("servo %s after link loss failed", self.on_timeout)
         kind = "release" if self.on_timeout == "release" else "hold"
         self.events.append((self._clock(), kind, reason))
+        self.num_events += 1
         _log.info("%s: %s", kind, reason)
 
     def _read_one(self, index):
@@ -405,8 +415,9 @@ class Sim2RealServer(object):
     def serve_forever(self, stop_event=None, poll_s=0.05):
         """Accept and serve clients until ``stop_event`` (or :meth:`shutdown`) is set.
 
-        On return every connection is closed, the link-loss action (hold / release) has
-        been applied once more, and the listening socket is closed.
+        On return every connection is closed (v1 clients get an ERROR ``SHUTDOWN``), the
+        link-loss action (hold / release) has been applied once more, and the listening
+        socket is closed: a server serves once.
         """
         stop_event = stop_event or self._stopping
         arm_stop = threading.Event()
@@ -453,46 +464,46 @@ class Sim2RealServer(object):
             self.stats["refused"] += 1
             _log.warning("%s refused: %d connections open", _peer(peer), self.max_connections)
             if self.protocol == "v1":
+                conn.settimeout(0.2)
                 self._try_send(conn, P.Refused(P.ErrorCode.TOO_MANY_CONNECTIONS, "too many connections"))
             conn.close()
             return
         thread.start()
 
     def _session(self, conn, peer):
-        role = None
-        reason = "closed"
+        reason, reply = "closed", None
         try:
             conn.settimeout(self.send_timeout_s)
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if self.protocol == "v1":
-                role, reason = self._v1_session(conn)
+                reason = self._v1_session(conn)
             else:
-                role, reason = self._legacy_session(conn, peer)
+                reason = self._legacy_session(conn)
         except _Close as close:
-            reason = str(close)
-            if close.reply is not None:
-                self._try_send(conn, close.reply)
+            reason, reply = str(close), close.reply
         except OSError as exc:
             reason = "socket error: %s" % exc
         except Exception:  # a bug must not take the server down; log it loudly
             _log.exception("session %s failed", _peer(peer))
             reason = "internal error"
         finally:
-            self._end_session(conn, role, reason)
+            self._release(conn, reason)  # hold first, then tell the client why
+            if reply is not None and self.protocol == "v1":  # legacy clients get no replies
+                self._try_send(conn, reply)
+            try:
+                conn.close()
+            except OSError:
+                pass
             _log.info("%s: session ended: %s", _peer(peer), reason)
 
-    def _end_session(self, conn, role, reason):
+    def _release(self, conn, reason):
         with self._lock:
             if self._controlling is conn:
                 # Hold first, then free the slot: a new controller can only start after.
-                self.controller.link_lost("%s (%s)" % (reason, "controlling client"))
+                self.controller.link_lost("%s (controlling client)" % reason)
                 self._controlling = None
             self._observers.discard(conn)
             self._sessions.pop(conn, None)
-        try:
-            conn.close()
-        except OSError:
-            pass
 
     def _claim(self, conn, role):
         with self._lock:
@@ -513,7 +524,11 @@ class Sim2RealServer(object):
             pass
 
     def _recv(self, conn, deadline):
-        """Wait for data until ``deadline``; b"" on EOF, None on timeout or stop."""
+        """Wait for data until ``deadline``: the bytes, b"" on EOF, None on timeout.
+
+        Raises:
+            _Close: the server is stopping.
+        """
         while not self._stopping.is_set():
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -538,7 +553,7 @@ class Sim2RealServer(object):
                     raise _Close("heartbeat timeout", P.Error(P.ErrorCode.TIMEOUT, why))
                 raise _Close("handshake timeout", P.Error(P.ErrorCode.TIMEOUT, "handshake not finished in time"))
             if not data:
-                return role, "client closed the connection"
+                return "client closed the connection"
             try:
                 messages = decoder.feed(data)
             except P.ProtocolError as exc:
@@ -599,10 +614,10 @@ class Sim2RealServer(object):
 
     # -- legacy -----------------------------------------------------------------------
 
-    def _legacy_session(self, conn, peer):
+    def _legacy_session(self, conn):
         if not self._claim(conn, P.Role.CONTROL):
             self.stats["refused"] += 1
-            return None, "refused: another client controls the arm"
+            return "refused: another client controls the arm"
         decoder = P.LegacyDecoder()
         following = False
         deadline = time.monotonic() + self.heartbeat_s
@@ -616,7 +631,7 @@ class Sim2RealServer(object):
                 deadline = time.monotonic() + 3600.0
                 continue
             if not data:
-                return P.Role.CONTROL, "client closed the connection"
+                return "client closed the connection"
             for servo in decoder.feed(data):
                 self.stats["frames"] += 1
                 try:

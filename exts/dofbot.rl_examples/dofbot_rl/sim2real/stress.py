@@ -264,11 +264,17 @@ while True:
 """
 
 
-def _wait(predicate, timeout_s, poll_s=0.0005):
+def wait_until(predicate, timeout_s, poll_s=0.0005):
+    """Poll ``predicate()`` every ``poll_s`` s until it is truthy or ``timeout_s`` s passed.
+
+    Returns:
+        The last value of ``predicate()``.
+    """
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        if predicate():
-            return True
+        value = predicate()
+        if value:
+            return value
         time.sleep(poll_s)
     return predicate()
 
@@ -310,20 +316,20 @@ def measure_hold_latency(server, how="kill", trials=5, token=None, seed=0, pytho
     env["PYTHONPATH"] = PACKAGE_PARENT + os.pathsep + env.get("PYTHONPATH", "")
     latencies = []
     for _ in range(trials):
-        if not _wait(lambda: not server.has_controller, 5.0):
+        if not wait_until(lambda: not server.has_controller, 5.0):
             raise RuntimeError("the previous controlling client is still attached")
         proc = subprocess.Popen([python or sys.executable, "-c", _STREAMER, host, str(port),
                                  (token or b"").hex()], env=env)
         try:
-            if not _wait(lambda: server.has_controller and not server.controller.status().holding, 10.0):
+            if not wait_until(lambda: server.has_controller and not server.controller.status().holding, 10.0):
                 raise RuntimeError("the streaming client never took control of the arm")
             time.sleep(rng.uniform(0.05, 0.25))
-            seen = len(server.controller.events)
+            seen = server.controller.num_events
             t0 = time.monotonic()
             os.kill(proc.pid, signal.SIGKILL if how == "kill" else signal.SIGSTOP)
-            if not _wait(lambda: len(server.controller.events) > seen, 5.0):
+            if not wait_until(lambda: server.controller.num_events > seen, 5.0):
                 raise RuntimeError("the server did not hold after the client was lost")
-            t_hold = server.controller.events[seen][0]
+            t_hold = server.controller.events[seen - server.controller.num_events][0]
             latencies.append(HoldSample((t_hold - t0) * 1000.0,
                                         (t_hold - server.last_control_frame_s) * 1000.0))
         finally:

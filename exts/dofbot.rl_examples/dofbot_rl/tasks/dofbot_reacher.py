@@ -97,6 +97,11 @@ class DofbotReacher:
         # Envs driven by a human (teleop): env id -> (6,) joint targets (rad).
         self._manual: Dict[int, torch.Tensor] = {}
         self._manual_ids = torch.zeros(0, dtype=torch.long, device=d)
+        # Non-finite actions are recorded per env; checked every step on the CPU and at the
+        # (host-known) time-out steps on a GPU, so the GPU step loop never waits for the host.
+        self._nonfinite_envs = torch.zeros(n, dtype=torch.bool, device=d)
+        self._sync_each_step = self.device.type == "cpu"
+        self._steps_to_timeout = 0
 
     # ------------------------------------------------------------------------------
     # Public API
@@ -121,21 +126,20 @@ class DofbotReacher:
             Envs that ended are already reset: their observation starts the next episode.
 
         Raises:
-            NonFiniteActionError: if any action is NaN or infinite.
+            NonFiniteActionError: if any action is NaN or infinite: at once on the CPU; on a
+                GPU at the next time-out step (the step loop never waits for the host).
+                Non-finite rows never reach the simulator: they are replaced by 0.
             ValueError: for a wrongly shaped action tensor.
         """
         if actions.shape != (self.num_envs, NUM_ACTIONS):
             raise ValueError(f"actions must be ({self.num_envs}, {NUM_ACTIONS}), got {tuple(actions.shape)}")
         actions = actions.to(self.device)
         finite = torch.isfinite(actions).all(dim=1)
-        if not bool(finite.all()):
-            bad = torch.nonzero(~finite).flatten()[:5].tolist()
-            raise NonFiniteActionError(
-                f"non-finite actions for envs {bad}: the policy diverged; resume from an earlier checkpoint "
-                "or lower train.params.config.learning_rate"
-            )
+        self._nonfinite_envs |= ~finite
+        if self._sync_each_step:
+            self._raise_if_nonfinite()
         clip = self.cfg.clip_actions
-        self.actions = torch.clamp(actions, -clip, clip)
+        self.actions = torch.clamp(torch.where(finite[:, None], actions, 0.0), -clip, clip)
         self.actions[:, GRIPPER] = 0.0  # the reference does not use the gripper
         self.joint_pos_targets = rm.actions_to_joint_targets(self.actions, self.dof_lower, self.dof_upper)
         if self._manual:
@@ -153,22 +157,26 @@ class DofbotReacher:
         for name, value in terms.items():
             self.episode_sums[name] += value
 
+        # Goals reached are re-sampled in place (masked: no host sync on the GPU).
         reached = self.goal_distance <= self.cfg.success_tolerance
         self.successes += reached.float()
-        goal_ids = torch.nonzero(reached).flatten()
-        if goal_ids.numel():
-            self._reset_goals(goal_ids)
+        self._resample_goals(reached)
 
         self.time_out_buf = self.progress_buf >= self.episode_length - 1
         if self._manual:
             self.time_out_buf[self._manual_ids] = False  # a human-driven robot never times out
         self.reset_buf = self.time_out_buf.long()
-        self.extras = {"time_outs": self.time_out_buf.clone()}
-        done_ids = torch.nonzero(self.time_out_buf).flatten()
-        if done_ids.numel():
-            self.extras["episode"] = self._episode_stats(done_ids)
-            self.reset_idx(done_ids)
-            self._refresh()
+        self.extras = {"time_outs": self.time_out_buf}
+        self._steps_to_timeout -= 1
+        if self._steps_to_timeout <= 0:
+            # Time-outs can only happen now (known on the host): one sync to find them.
+            self._raise_if_nonfinite()
+            done_ids = torch.nonzero(self.time_out_buf).flatten()
+            if done_ids.numel():
+                self.extras["episode"] = self._episode_stats(done_ids)
+                self.reset_idx(done_ids)
+                self._refresh()
+            self._schedule_timeout_check()
         self.obs_buf[:] = self._observations()
         return self.obs_buf, self.rew_buf, self.reset_buf, self.extras
 
@@ -187,6 +195,7 @@ class DofbotReacher:
         for value in self.episode_sums.values():
             value[env_ids] = 0.0
         self._reset_goals(env_ids)
+        self._schedule_timeout_check()
 
     def set_manual_targets(self, env_id: int, targets: Optional[torch.Tensor]) -> None:
         """Let a human drive ``env_id`` (teleop): its joint targets become ``targets``.
@@ -222,6 +231,28 @@ class DofbotReacher:
     # ------------------------------------------------------------------------------
     # Internals
     # ------------------------------------------------------------------------------
+    def _schedule_timeout_check(self) -> None:
+        """Host-side count of control steps until the first env can time out (one sync, at resets only)."""
+        self._steps_to_timeout = self.episode_length - 1 - int(self.progress_buf.max())
+
+    def _raise_if_nonfinite(self) -> None:
+        if bool(self._nonfinite_envs.any()):
+            bad = torch.nonzero(self._nonfinite_envs).flatten()[:5].tolist()
+            self._nonfinite_envs.zero_()
+            raise NonFiniteActionError(
+                f"non-finite actions for envs {bad}: the policy diverged; resume from an earlier checkpoint "
+                "or lower train.params.config.learning_rate"
+            )
+
+    def _resample_goals(self, mask: torch.Tensor) -> None:
+        """New goals where ``mask`` (num_envs,) is True; sampled for all envs, kept where it is set."""
+        g = self.cfg.goal
+        pos = rm.sample_goal_positions(self.num_envs, g.xy_min, g.xy_max, g.z_min, g.z_max, self.device)
+        rot = rm.sample_goal_rotations(self.num_envs, self.device)
+        self.goal_pos = torch.where(mask[:, None], pos, self.goal_pos)
+        self.goal_rot = torch.where(mask[:, None], rot, self.goal_rot)
+        self.goal_age.masked_fill_(mask, 0)
+
     def _reset_goals(self, env_ids: torch.Tensor) -> None:
         g = self.cfg.goal
         n = env_ids.numel()

@@ -1,0 +1,161 @@
+"""The panel's actions as ``omni.kit.commands`` (scripts and the Script Editor can drive them).
+
+``DofbotBuildScene`` builds the vectorized scene and is undoable (undo removes what it
+built; a scene it replaced comes back through the nested ``DeletePrims``). The other
+commands forward to the panel of the running extension; they change runtime state
+(threads, files), not the stage, so their undo does nothing::
+
+    import omni.kit.commands
+    omni.kit.commands.execute("DofbotLoadScene")           # = Load
+    omni.kit.commands.execute("DofbotTrain", resume=False)  # = Train (Resume with resume=True)
+    omni.kit.commands.execute("DofbotStop")
+    omni.kit.commands.execute("DofbotLoadCheckpoint", path="runs/DofbotReacher/nn/DofbotReacher.pth")
+    omni.kit.commands.execute("DofbotTest")
+"""
+
+import omni.kit.commands
+import omni.usd
+
+ENV_ROOT = "/World/envs"
+ENV_0 = ENV_ROOT + "/env_0"
+ROBOT_NAME = "Dofbot"
+#: Marker spheres: (name, radius m, colour).
+MARKERS = (("goal", 0.015, (0.9, 0.15, 0.1)), ("tip", 0.010, (0.1, 0.8, 0.2)))
+
+
+class DofbotBuildSceneCommand(omni.kit.commands.Command):
+    """Build ``/World/envs/env_<i>/Dofbot`` (+ goal/tip markers) for ``num_envs`` robots.
+
+    Args:
+        usd_path: the robot USD (``data/robots/dofbot/dofbot.usda``).
+        num_envs: robots to build (>= 1).
+        spacing: grid spacing (m).
+        cloner_cls: the core API's ``GridCloner``.
+
+    After ``do()``, :attr:`env_origins` holds the ``(num_envs, 3)`` env positions (m).
+    """
+
+    def __init__(self, usd_path: str, num_envs: int, spacing: float, cloner_cls):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        self.usd_path, self.num_envs, self.spacing, self.cloner_cls = str(usd_path), int(num_envs), float(spacing), cloner_cls
+        self.env_origins = None
+        self._created = []
+
+    def do(self):
+        """Build the scene; returns the env origins."""
+        from pxr import Gf, UsdGeom, UsdLux
+
+        stage = omni.usd.get_context().get_stage()
+        if stage.GetPrimAtPath(ENV_ROOT).IsValid():
+            omni.kit.commands.execute("DeletePrims", paths=[ENV_ROOT])
+        self._created = []
+        for path, define in (("/World", UsdGeom.Xform.Define),
+                             ("/World/light", lambda s, p: UsdLux.DomeLight.Define(s, p).CreateIntensityAttr(1000.0))):
+            if not stage.GetPrimAtPath(path).IsValid():
+                define(stage, path)
+                self._created.append(path)
+        UsdGeom.Xform.Define(stage, ENV_0)
+        robot = stage.DefinePrim(f"{ENV_0}/{ROBOT_NAME}", "Xform")
+        robot.GetReferences().AddReference(self.usd_path)
+        for name, radius, colour in MARKERS:
+            sphere = UsdGeom.Sphere.Define(stage, f"{ENV_0}/{name}")
+            sphere.CreateRadiusAttr(radius)
+            sphere.CreateDisplayColorAttr([Gf.Vec3f(*colour)])
+            sphere.AddTranslateOp().Set(Gf.Vec3d(0.0, 0.0, -1.0))  # hidden under the floor until the first step
+        cloner = self.cloner_cls(spacing=self.spacing)
+        cloner.define_base_env(ENV_ROOT)
+        paths = cloner.generate_paths(ENV_ROOT + "/env", self.num_envs)
+        self.env_origins = cloner.clone(source_prim_path=ENV_0, prim_paths=paths, replicate_physics=True)
+        self._created.append(ENV_ROOT)
+        return self.env_origins
+
+    def undo(self):
+        """Remove what :meth:`do` built (the replaced scene is restored by the nested delete's undo)."""
+        stage = omni.usd.get_context().get_stage()
+        for path in reversed(self._created):
+            if stage.GetPrimAtPath(path).IsValid():
+                stage.RemovePrim(path)
+        self._created = []
+        from dofbot_rl.app.extension import get_instance
+
+        ext = get_instance()
+        if ext is not None and ext.model is not None:
+            ext.model.unload()
+
+
+class _PanelCommand(omni.kit.commands.Command):
+    """Base: forwards to the running extension's panel model; undo does nothing."""
+
+    def _model(self):
+        from dofbot_rl.app.extension import get_instance
+
+        ext = get_instance()
+        if ext is None or ext.model is None:
+            raise RuntimeError("the dofbot.rl_examples extension is not running")
+        return ext
+
+    def undo(self):
+        """Runtime actions are not undoable (the stage is not changed)."""
+
+
+class DofbotLoadSceneCommand(_PanelCommand):
+    """Press Load (the scene is built asynchronously; its building is undoable)."""
+
+    def do(self):
+        """Returns False when Load is disabled (the panel's status says why)."""
+        return self._model().model.press("load")
+
+
+class DofbotTrainCommand(_PanelCommand):
+    """Press Train, or Resume with ``resume=True``."""
+
+    def __init__(self, resume: bool = False):
+        self.resume = bool(resume)
+
+    def do(self):
+        """Returns False when the button is disabled."""
+        return self._model().model.press("resume" if self.resume else "train")
+
+
+class DofbotStopCommand(_PanelCommand):
+    """Press Stop."""
+
+    def do(self):
+        """Returns False when nothing runs."""
+        return self._model().model.press("stop")
+
+
+class DofbotTestCommand(_PanelCommand):
+    """Press Test (plays the selected checkpoint)."""
+
+    def do(self):
+        """Returns False when Test is disabled."""
+        return self._model().model.press("test")
+
+
+class DofbotLoadCheckpointCommand(_PanelCommand):
+    """Select a checkpoint file; returns whether it fits the task."""
+
+    def __init__(self, path: str):
+        self.path = str(path)
+
+    def do(self):
+        """Returns the validation result."""
+        return self._model().model.pick_checkpoint_file(self.path)
+
+
+COMMANDS = (DofbotBuildSceneCommand, DofbotLoadSceneCommand, DofbotTrainCommand, DofbotStopCommand, DofbotTestCommand,
+            DofbotLoadCheckpointCommand)
+
+
+def register() -> None:
+    """Register the commands (extension start-up)."""
+    for command in COMMANDS:
+        omni.kit.commands.register(command)
+
+
+def unregister() -> None:
+    """Unregister them (extension shutdown)."""
+    for command in reversed(COMMANDS):
+        omni.kit.commands.unregister(command)

@@ -1,0 +1,91 @@
+"""Click-to-select teleop in Kit: stage selection -> robot, carb.input keys -> the teleop model.
+
+* Subscribes to the stage's selection-changed event (no polling) and hands the selected
+  prim paths to :meth:`dofbot_rl.panel.PanelModel.select_robot_paths` (which uses
+  ``teleop.picking.first_robot``: a goal marker or the ground selects nothing).
+* Highlight: the selection is widened to the robot's root prim, so Kit's selection
+  outline covers the whole arm.
+* The keyboard is subscribed only while a robot is selected, and keys count only while
+  the viewport has focus; ESC (the model's release key) releases the robot and the
+  keyboard subscription.
+"""
+
+import asyncio
+
+import carb.input
+import omni.appwindow
+import omni.usd
+
+from dofbot_rl.app import compat
+from dofbot_rl.teleop.picking import DEFAULT_ENV_ROOT, DEFAULT_ROBOT_NAME
+
+
+class RobotPicker:
+    """Selection and keyboard subscriptions for teleop (made on :meth:`start`, dropped on :meth:`stop`).
+
+    Args:
+        model: the panel model.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._selection_sub = None
+        self._keyboard_sub = None
+        self._input = None
+        self._keyboard = None
+        self._pending_clear = None
+
+    def start(self) -> None:
+        """Subscribe to selection changes."""
+        if self._selection_sub is None:
+            self._selection_sub = compat.subscribe_stage_event(
+                omni.usd.StageEventType.SELECTION_CHANGED, self._on_selection, "dofbot.rl_examples.selection")
+
+    def stop(self) -> None:
+        """Drop both subscriptions."""
+        if self._pending_clear is not None:
+            self._pending_clear.cancel()
+            self._pending_clear = None
+        self._release_keyboard()
+        self._selection_sub = None
+
+    def _on_selection(self, event=None) -> None:
+        selection = omni.usd.get_context().get_selection()
+        paths = [str(p) for p in selection.get_selected_prim_paths()]
+        env_id = self.model.select_robot_paths(paths)
+        if env_id is None:
+            self._release_keyboard()
+            return
+        root = f"{DEFAULT_ENV_ROOT}/env_{env_id}/{DEFAULT_ROBOT_NAME}"
+        if paths != [root]:
+            selection.set_selected_prim_paths([root], True)  # outline the whole robot
+        self._grab_keyboard()
+
+    def _grab_keyboard(self) -> None:
+        if self._keyboard_sub is not None:
+            return
+        self._input = carb.input.acquire_input_interface()
+        self._keyboard = omni.appwindow.get_default_app_window().get_keyboard()
+        self._keyboard_sub = self._input.subscribe_to_keyboard_events(self._keyboard, self._on_key)
+
+    def _release_keyboard(self) -> None:
+        if self._keyboard_sub is not None:
+            self._input.unsubscribe_to_keyboard_events(self._keyboard, self._keyboard_sub)
+        self._keyboard_sub = self._input = self._keyboard = None
+
+    def _on_key(self, event, *args, **kwargs) -> bool:
+        if not compat.viewport_has_focus():
+            return True
+        name = event.input.name if hasattr(event.input, "name") else str(event.input)
+        if event.type in (carb.input.KeyboardEventType.KEY_PRESS, carb.input.KeyboardEventType.KEY_REPEAT):
+            self.model.key_down(name)
+        elif event.type == carb.input.KeyboardEventType.KEY_RELEASE:
+            self.model.key_up(name)
+        if self.model.session.teleop.selected_env is None and self._pending_clear is None:  # released (ESC)
+            # not from inside the keyboard callback: clearing the selection unsubscribes the keyboard
+            self._pending_clear = asyncio.get_event_loop().call_soon(self._clear_selection)
+        return True  # let Kit's own shortcuts see the key too
+
+    def _clear_selection(self) -> None:
+        self._pending_clear = None
+        omni.usd.get_context().get_selection().clear_selected_prim_paths()

@@ -1,0 +1,75 @@
+"""The sim loop: a coroutine on Kit's event loop that pumps the panel once per app update.
+
+Each update it calls :meth:`dofbot_rl.panel.PanelModel.tick`, which serves the rl_games
+worker's requests (control steps) within the render mode's budget. After the steps it
+moves the goal / tip markers (when the viewport renders) and applies the render mode's
+viewport setting when it changes. It never raises into Kit's loop: an unexpected error is
+logged with carb and shown in the panel's status, and the loop goes on.
+"""
+
+import asyncio
+import traceback
+from typing import Optional
+
+import carb
+import omni.kit.app
+
+from dofbot_rl.app import compat
+from dofbot_rl.panel.render import render_mode
+
+
+class SimLoop:
+    """Runs ``model.tick()`` every app update while started.
+
+    Args:
+        model: the panel model.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self._task: Optional[asyncio.Future] = None
+        self._viewport_on: Optional[bool] = None
+
+    @property
+    def running(self) -> bool:
+        """True while the coroutine is scheduled."""
+        return self._task is not None and not self._task.done()
+
+    def start(self) -> None:
+        """Schedule the coroutine (kept; see :meth:`stop`)."""
+        if not self.running:
+            self._task = asyncio.ensure_future(self._run())
+
+    def stop(self) -> None:
+        """Cancel the coroutine and give the viewport back."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        if self._viewport_on is False:
+            compat.set_viewport_updates(True)
+        self._viewport_on = None
+
+    async def _run(self) -> None:
+        app = omni.kit.app.get_app()
+        while True:
+            await app.next_update_async()
+            try:
+                self._update()
+            except Exception as exc:  # keep the loop alive; show and log
+                carb.log_error(f"dofbot.rl_examples sim loop: {traceback.format_exc()}")
+                self.model._error("Sim loop", exc)
+
+    def _update(self) -> None:
+        mode = render_mode(self.model.settings.render_mode)
+        running = self.model.state.value in ("training", "stopping", "testing")
+        viewport_on = mode.viewport or not running
+        if viewport_on != self._viewport_on:
+            compat.set_viewport_updates(viewport_on)
+            self._viewport_on = viewport_on
+        physics = self.model.session.physics
+        if physics is not None and hasattr(physics, "set_viewport_sync"):
+            physics.set_viewport_sync(viewport_on)
+        steps = self.model.tick()
+        task = self.model.session.task
+        if steps and viewport_on and task is not None and hasattr(physics, "update_markers"):
+            physics.update_markers(task.goal_pos, task.tip_pos)

@@ -1,0 +1,169 @@
+"""The embedded GPU backend: MuJoCo Warp, the same MJCF as the CPU backend.
+
+All state stays on the GPU: MuJoCo Warp's arrays are exposed to torch as zero-copy
+views (``wp.to_torch``), warp launches on torch's current CUDA stream (no syncs
+between the two), and one control step (``n_substeps`` ``mjw.step`` calls plus the
+kinematics at the new state) is one captured CUDA graph: without graphs MuJoCo Warp
+is 10-23x slower at this model size (``facts/physics-backends.md``).
+
+First use compiles warp kernels (~50 s on a GPU); the cache (``~/.cache/warp`` or
+``$WARP_CACHE_PATH``) makes later starts take about a second. Install with
+``pip install -e '.[gpu]'``.
+"""
+
+import logging
+from pathlib import Path
+from typing import Dict, Optional
+
+import mujoco
+import torch
+import warp as wp
+
+wp.config.quiet = True  # before mujoco_warp initialises warp: no per-module compile lines
+import mujoco_warp as mjw  # noqa: E402
+
+from dofbot_rl import robot
+from dofbot_rl.physics.base import PhysicsError, grid_origins
+
+log = logging.getLogger(__name__)
+
+
+class MujocoWarpBackend:
+    """:class:`~dofbot_rl.physics.base.PhysicsBackend` on MuJoCo Warp (CUDA; warp's CPU device for smoke tests).
+
+    Args:
+        model_path: the Dofbot MJCF.
+        num_envs: number of robots (worlds), > 0.
+        device: ``cuda:N`` (or ``cpu`` to run warp's CPU device: slow, for tests only).
+        env_spacing: grid spacing (m) of ``env_origins``.
+        dt: physics time step (s); None keeps the MJCF's.
+
+    Raises:
+        ValueError: for ``num_envs`` < 1 or a model that is not the Dofbot.
+    """
+
+    def __init__(self, model_path: Path, num_envs: int, device: str = "cuda:0", env_spacing: float = 1.0,
+                 dt: Optional[float] = None):
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+        wp.init()
+        self.mj_model = mujoco.MjModel.from_xml_path(str(model_path))
+        if dt is not None:
+            self.mj_model.opt.timestep = float(dt)
+        self.num_envs = int(num_envs)
+        self.num_dof = robot.NUM_DOF
+        self.device = torch.device(device)
+        self.dt = float(self.mj_model.opt.timestep)
+        self.env_origins = grid_origins(self.num_envs, env_spacing, self.device)
+        m = self.mj_model
+        try:
+            qadr = [m.joint(n).qposadr[0] for n in robot.JOINT_NAMES]
+            dadr = [m.joint(n).dofadr[0] for n in robot.JOINT_NAMES]
+            act = [m.actuator(n).id for n in robot.JOINT_NAMES]
+            self._ee_body = m.body(robot.EE_LINK).id
+        except KeyError as exc:
+            raise ValueError(f"{model_path} is not a Dofbot model: {exc}") from None
+        if qadr != list(range(self.num_dof)) or dadr != list(range(self.num_dof)) or act != list(range(self.num_dof)):
+            raise ValueError(f"{model_path}: joints and actuators must come first and in task order")
+
+        self._wp_device = wp.get_device("cpu" if self.device.type == "cpu" else f"cuda:{self.device.index or 0}")
+        with wp.ScopedDevice(self._wp_device):
+            if self.device.type == "cuda":
+                # torch runs on warp's (capturable, non-default) stream: torch ops and the captured
+                # graphs stay ordered without syncs.
+                self._stream = wp.get_stream(self._wp_device)
+                torch.cuda.set_stream(wp.stream_to_torch(self._stream))
+            mj_data = mujoco.MjData(m)
+            mujoco.mj_forward(m, mj_data)
+            self._m = mjw.put_model(m)
+            self._d = mjw.put_data(m, mj_data, nworld=self.num_envs)
+            self._reset_mask_wp = wp.zeros(self.num_envs, dtype=bool)
+        self._views()
+        self._graphs: Dict[int, object] = {}
+
+    def _views(self) -> None:
+        d = self._d
+        self._qpos = wp.to_torch(d.qpos)  # (num_envs, nq) float32, shares memory
+        self._qvel = wp.to_torch(d.qvel)
+        self._ctrl = wp.to_torch(d.ctrl)
+        self._xpos = wp.to_torch(d.xpos)  # (num_envs, nbody, 3)
+        self._xquat = wp.to_torch(d.xquat)  # (num_envs, nbody, 4), MuJoCo order (w, x, y, z)
+        self._reset_mask = wp.to_torch(self._reset_mask_wp)
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def dof_pos(self) -> torch.Tensor:
+        """``(num_envs, 6)`` float32 rad (a view of MuJoCo Warp's ``qpos``)."""
+        return self._qpos[:, : self.num_dof]
+
+    @property
+    def dof_vel(self) -> torch.Tensor:
+        """``(num_envs, 6)`` float32 rad/s (a view)."""
+        return self._qvel[:, : self.num_dof]
+
+    @property
+    def ee_pose(self) -> torch.Tensor:
+        """``(num_envs, 7)`` float32: link5 position (m) and quaternion (w, x, y, z)."""
+        return torch.cat((self._xpos[:, self._ee_body], self._xquat[:, self._ee_body]), dim=-1)
+
+    # -- commands ------------------------------------------------------------------------
+    def set_joint_position_targets(self, targets: torch.Tensor, env_ids: Optional[torch.Tensor] = None) -> None:
+        """Write PD targets (rad) into ``ctrl`` (on the GPU, no copy to the host)."""
+        if env_ids is None:
+            self._ctrl[:, : self.num_dof] = targets
+        else:
+            self._ctrl[env_ids, : self.num_dof] = targets
+
+    def reset(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
+        """Reset worlds ``env_ids`` (MuJoCo Warp ``reset_data`` by mask), set their state and targets."""
+        if env_ids.numel() == 0:
+            return
+        ids = env_ids.to(self.device)
+        self._reset_mask.zero_()
+        self._reset_mask[ids] = True
+        with wp.ScopedDevice(self._wp_device):
+            mjw.reset_data(self._m, self._d, reset=self._reset_mask_wp)
+            self._qpos[ids, : self.num_dof] = dof_pos.to(self.device)
+            self._qvel[ids, : self.num_dof] = dof_vel.to(self.device)
+            self._ctrl[ids, : self.num_dof] = dof_pos.to(self.device)
+            mjw.kinematics(self._m, self._d)
+
+    def _substeps(self, n_substeps: int) -> None:
+        for _ in range(n_substeps):
+            mjw.step(self._m, self._d)
+        mjw.kinematics(self._m, self._d)  # xpos / xquat at the new state
+
+    def _state_arrays(self):
+        d = self._d
+        return tuple(a for a in (d.qpos, d.qvel, d.act, d.qacc_warmstart, d.time) if a.size > 0)
+
+    def step(self, n_substeps: int) -> None:
+        """Advance every world ``n_substeps`` steps: one CUDA-graph launch (captured on first use)."""
+        n = int(n_substeps)
+        with wp.ScopedDevice(self._wp_device):
+            if self.device.type != "cuda":
+                self._substeps(n)
+                return
+            graph = self._graphs.get(n)
+            if graph is None:
+                # Compile and load the kernels outside the capture, then undo that step.
+                state = [wp.to_torch(a).clone() for a in self._state_arrays()]
+                self._substeps(n)
+                for a, saved in zip(self._state_arrays(), state):
+                    wp.to_torch(a).copy_(saved)
+                mjw.kinematics(self._m, self._d)
+                with wp.ScopedCapture(device=self._wp_device, stream=self._stream) as capture:
+                    self._substeps(n)
+                graph = self._graphs[n] = capture.graph
+            wp.capture_launch(graph, stream=self._stream)
+
+    def check_finite(self) -> None:
+        """Raise :class:`PhysicsError` if any world's state is not finite (syncs: not for the step loop)."""
+        bad = ~torch.isfinite(self._qpos).all(dim=1)
+        if bool(bad.any()):
+            raise PhysicsError(f"MuJoCo Warp state is not finite in envs {torch.nonzero(bad).flatten()[:5].tolist()}")
+
+    def close(self) -> None:
+        """Drop graphs and device arrays."""
+        self._graphs.clear()
+        self._m = self._d = None
