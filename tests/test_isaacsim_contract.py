@@ -49,8 +49,11 @@ RECEIVERS = {
     ("isaac_physics.py", "self._goals"): "isaacsim.core.prims.XFormPrim",
     ("isaac_physics.py", "self._tips"): "isaacsim.core.prims.XFormPrim",
     ("commands.py", "cloner"): "isaacsim.core.cloner.GridCloner",
-    ("commands.py", "self.cloner_cls"): "isaacsim.core.cloner.GridCloner",
     ("extension.py", "browser"): "isaacsim.examples.browser.extension.ExampleBrowserExtension",
+}
+#: Classes the app instantiates through a variable: ``(file, callee source) -> isaacsim class``.
+CONSTRUCTORS = {
+    ("commands.py", "self.cloner_cls"): "isaacsim.core.cloner.GridCloner",
 }
 #: Methods taking ``**kwargs`` that hand them on: checked against the final callee.
 FORWARDS = {
@@ -318,6 +321,20 @@ def test_methods_and_keywords_on_isaacsim_objects(sources):
                 problems.append(f"{file}:{line}: {target}.{attr} takes no keyword {kw!r} (has {sorted(names - {'self'})})")
     assert not problems, "\n".join(problems)
     assert seen == set(RECEIVERS), f"receivers no longer used by the app: {sorted(set(RECEIVERS) - seen)}"
+
+
+def test_constructors_called_through_variables(sources):
+    seen = set()
+    for name, tree in _app_trees().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and (name, ast.unparse(node.func)) in CONSTRUCTORS:
+                target = CONSTRUCTORS[(name, ast.unparse(node.func))]
+                seen.add((name, ast.unparse(node.func)))
+                kind, cls, module = sources.symbol(target)
+                names, _ = _params(sources.member(cls, module, "__init__")[0])
+                for kw in node.keywords:
+                    assert kw.arg in names, f"{name}:{node.lineno}: {target}() takes no keyword {kw.arg!r}"
+    assert seen == set(CONSTRUCTORS)
 
 
 def test_browser_register_example_forwards_to_example(sources):

@@ -111,14 +111,17 @@ def cmd_play(args: Sequence[str]) -> int:
     from tqdm import tqdm
 
     from dofbot_rl.config import ConfigError, load_config
-    from dofbot_rl.rl.checkpoints import latest_checkpoint
+    from dofbot_rl.rl.checkpoints import latest_checkpoint, validate_for_task
     from dofbot_rl.rl.play import default_checkpoint, evaluate
+    from dofbot_rl.tasks import TASKS
 
     cfg = load_config(list(args) + ["test=True"])
     checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else (
         latest_checkpoint(Path(cfg.train_dir) / cfg.experiment) or default_checkpoint())
     if checkpoint is None:
         raise ConfigError("no checkpoint given and none found in runs/ or data/checkpoints/: pass checkpoint=PATH")
+    task_cls = TASKS[cfg.task.name]
+    validate_for_task(checkpoint, task_cls.num_observations, task_cls.num_actions)
     log.info("playing %s on %d envs (%s)", checkpoint, cfg.num_envs, cfg.sim_device)
     hooks = _play_hooks(cfg)
     bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True, disable=cfg.teleop)

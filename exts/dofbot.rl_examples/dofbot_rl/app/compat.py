@@ -94,12 +94,17 @@ class CoreApi:
 
 
 def _enable(names: Tuple[str, ...]) -> bool:
-    """Enable ``names`` if the app knows them; False when one is missing."""
+    """Enable ``names`` when the app has all of them locally; False (nothing enabled) otherwise.
+
+    Only local extensions count: a family the app lacks is skipped without asking the
+    online registry.
+    """
     manager = omni.kit.app.get_app().get_extension_manager()
+    local = {ext.get("name") for ext in manager.get_extensions()}
+    if not set(names) <= local:
+        return False
     for name in names:
-        if manager.is_extension_enabled(name):
-            continue
-        if not manager.set_extension_enabled_immediate(name, True):
+        if not manager.is_extension_enabled(name) and not manager.set_extension_enabled_immediate(name, True):
             return False
     return True
 
@@ -153,11 +158,11 @@ def resolve_core_api() -> CoreApi:
             raise UnsupportedApp(problem)
         carb.log_info(f"dofbot.rl_examples: {api.description}")
         return api
-    raise UnsupportedApp(support_message(app_version_string(), None) + " [" + "; ".join(tried) + "]")
+    raise UnsupportedApp(support_message("", None) + f" [Kit {kit_version()}; " + "; ".join(tried) + "]")
 
 
-def app_version_string() -> str:
-    """The app's version as Kit reports it (``omni.kit.app`` build version), for messages."""
+def kit_version() -> str:
+    """Kit's build version (``omni.kit.app``), for messages."""
     try:
         return omni.kit.app.get_app().get_build_version()
     except Exception:  # noqa: BLE001 - only used in an error message

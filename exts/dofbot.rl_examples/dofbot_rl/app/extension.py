@@ -12,7 +12,9 @@ Start-up, in order (shutdown undoes each step in reverse):
 5. the sim loop coroutine and the robot picker (selection + keyboard).
 
 Any other start-up error is logged with ``carb.log_error`` and re-raised, so Kit reports the
-extension as failed instead of running half set up.
+extension as failed instead of running half set up. Kit modules are imported where each
+step needs them, so a bare Kit kernel runs the steps its extensions allow before the
+first missing one fails loudly (``tests/test_kit_kernel.py``).
 """
 
 import traceback
@@ -21,8 +23,6 @@ from typing import Callable, List, Optional
 
 import carb
 import omni.ext
-import omni.kit.menu.utils
-from omni.kit.menu.utils import MenuItemDescription
 
 MENU_ROOT = "Isaac Examples"
 MENU_ITEM = "RL Examples"
@@ -65,14 +65,14 @@ class DofbotRlExtension(omni.ext.IExt):
 
     # -- start-up ----------------------------------------------------------------------
     def _startup(self) -> None:
-        from dofbot_rl.app.window import RlExamplesWindow
-
         self.model, problem = _make_model()
         if self.model is not None:
             self._teardown.append(self.model.shutdown)
             self._teardown.append(self.model.subscribe_errors(
                 lambda message: carb.log_error(f"dofbot.rl_examples: {message}")))
             self.api = self._resolve_api()
+        from dofbot_rl.app.window import RlExamplesWindow
+
         self.window = RlExamplesWindow(self.model, message=problem, on_visibility_changed=self._refresh_menu)
         self._teardown.append(self.window.destroy)
         if self.api is not None:
@@ -108,12 +108,17 @@ class DofbotRlExtension(omni.ext.IExt):
         return api
 
     def _add_menu(self) -> None:
+        import omni.kit.menu.utils
+        from omni.kit.menu.utils import MenuItemDescription
+
         items = [MenuItemDescription(name=MENU_ITEM, onclick_fn=lambda *_: self.toggle_window(), ticked=True,
                                      ticked_fn=lambda: self.window is not None and self.window.visible)]
         omni.kit.menu.utils.add_menu_items(items, MENU_ROOT)
         self._teardown.append(lambda: omni.kit.menu.utils.remove_menu_items(items, MENU_ROOT))
 
     def _refresh_menu(self, visible: bool) -> None:
+        import omni.kit.menu.utils
+
         omni.kit.menu.utils.refresh_menu_items(MENU_ROOT)
 
     def _add_browser_entry(self) -> None:

@@ -1,0 +1,92 @@
+"""The Kit layer stays thin and separate; the extension's metadata is complete."""
+
+import ast
+import sys
+from pathlib import Path
+
+import pytest
+
+PKG = Path(__file__).resolve().parents[1] / "exts" / "dofbot.rl_examples" / "dofbot_rl"
+EXT = PKG.parent
+KIT_ROOTS = {"omni", "carb", "isaacsim", "pxr"}
+
+
+def _top_imports(path):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                yield alias.name.split(".")[0], node.lineno
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module.split(".")[0], node.lineno
+
+
+def test_only_the_app_package_imports_kit():
+    offenders = []
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG)
+        if rel.parts[0] == "app":
+            continue
+        allowed = {"pxr"} if rel.name == "usd_asset.py" else set()
+        offenders += [f"{rel}:{line} imports {mod}" for mod, line in _top_imports(path) if mod in KIT_ROOTS - allowed]
+    assert not offenders, offenders
+
+
+def test_plain_modules_do_not_import_the_app():
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG)
+        if rel.parts[0] != "app":
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    assert not node.module.startswith("dofbot_rl.app"), f"{rel}:{node.lineno} imports {node.module}"
+
+
+def test_app_modules_parse_and_kit_tests_are_not_collected():
+    for path in (PKG / "app").rglob("*.py"):
+        ast.parse(path.read_text())
+    conftest = (PKG / "app" / "tests" / "conftest.py").read_text()
+    assert 'collect_ignore_glob = ["*"]' in conftest
+
+
+def test_no_print_in_library_code():
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG)
+        if rel.parts[0] in ("panel", "app") or rel.name in ("usd_asset.py", "isaacsim_versions.py") or rel.parts[:2] == ("rl", "threaded.py"):
+            tree = ast.parse(path.read_text())
+            calls = [n.lineno for n in ast.walk(tree) if isinstance(n, ast.Call) and getattr(n.func, "id", "") == "print"]
+            assert not calls, f"{rel}: print() at lines {calls}"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="tomllib is Python 3.11+")
+def test_extension_toml():
+    import tomllib
+
+    cfg = tomllib.loads((EXT / "config" / "extension.toml").read_text())
+    pkg = cfg["package"]
+    assert pkg["title"] == "Dofbot RL Examples" and pkg["category"] and pkg["keywords"] and pkg["description"]
+    for key in ("icon", "preview_image", "changelog", "readme"):
+        assert (EXT / pkg[key]).is_file(), f"{key}: {pkg[key]} missing"
+    assert cfg["python"]["module"] == [{"name": "dofbot_rl.app"}]
+    deps = cfg["dependencies"]
+    for name in ("omni.ui", "omni.usd", "omni.kit.menu.utils", "omni.kit.commands", "omni.timeline"):
+        assert deps[name] == {}, name
+    for name in ("isaacsim.core.api", "omni.isaac.core", "isaacsim.examples.browser"):
+        assert deps[name] == {"optional": True}, name
+    assert cfg["test"][0]["timeout"] > 0
+
+
+def test_versions_table_is_consistent():
+    from dofbot_rl.isaacsim_versions import ISAACSIM, OMNI_ISAAC, VERSIONS, family_for, support_message
+
+    for v in VERSIONS:
+        assert family_for(v.version) == v.family, v.version
+        assert support_message(v.version, v.family) is None
+    assert family_for("2022.2.1") is None and "not supported" in support_message("2022.2.1", OMNI_ISAAC)
+    assert family_for("4.5.0-rc.3+release.1") == ISAACSIM and family_for("7.1.0") == ISAACSIM
+    assert "neither" in support_message("", None)
+    docs = (PKG.parents[2] / "docs" / "versions.md")
+    if docs.is_file():
+        text = docs.read_text()
+        for v in VERSIONS:
+            assert f"| {v.version} " in text, f"docs/versions.md lacks {v.version}"

@@ -1,0 +1,58 @@
+"""Real rl_games PPO on the real task: a short run, its checkpoint reloaded, resumed, played, stopped."""
+
+import json
+import math
+import threading
+
+import torch
+
+from dofbot_rl.config import load_config
+from dofbot_rl.rl.checkpoints import load_checkpoint, validate_for_task
+from dofbot_rl.rl.play import evaluate
+from dofbot_rl.rl.trainer import Trainer
+
+
+def test_short_training_writes_checkpoint_summaries_and_curve(tiny_run):
+    cfg, checkpoint = tiny_run
+    run_dir = checkpoint.parent.parent
+    assert checkpoint.name.startswith("last_tiny_ep_3_rew_")
+    state = validate_for_task(checkpoint, 29, 6)
+    assert state["epoch"] == 3 and state["frame"] > 0
+    assert all(torch.isfinite(v).all() for v in state["model"].values() if torch.is_tensor(v) and v.is_floating_point())
+    rows = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert all(math.isfinite(r["env_steps_per_s"]) for r in rows)
+    assert (run_dir / "learning_curve.png").stat().st_size > 1000
+    assert any((run_dir / "summaries").iterdir())
+    assert not list(run_dir.glob("nn/*.tmp"))  # atomic checkpoint writes
+
+
+def test_checkpoint_plays_and_reports_goals(tiny_run):
+    cfg, checkpoint = tiny_run
+    result = evaluate(cfg, checkpoint, episodes=64)
+    assert result.episodes == 64
+    assert 0.0 <= result.success_rate <= 1.0
+    assert result.summary_line().startswith("success_rate=")
+
+
+def test_resume_continues_from_the_checkpoint_epoch(tiny_run, tmp_path):
+    _, checkpoint = tiny_run
+    cfg = load_config(["num_envs=64", "max_iterations=5", f"train_dir={tmp_path}", "experiment=resumed",
+                       f"checkpoint={checkpoint}", "sim_device=cpu"])
+    result = Trainer(cfg).train()
+    assert [p.epoch for p in result.history] == [4, 5]
+    assert load_checkpoint(result.checkpoint)["epoch"] == 5
+
+
+def test_stop_from_another_thread_leaves_a_checkpoint(tmp_path):
+    cfg = load_config(["num_envs=64", "max_iterations=1000", f"train_dir={tmp_path}", "experiment=stopped",
+                       "sim_device=cpu"])
+    trainer = Trainer(cfg, on_progress=lambda p: trainer.stop() if p.epoch >= 2 else None)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(r=trainer.train()))
+    thread.start()
+    thread.join(timeout=120)
+    assert not thread.is_alive()
+    r = result["r"]
+    assert r.stopped and r.history[-1].epoch == 2
+    assert load_checkpoint(r.checkpoint)["epoch"] == 2
