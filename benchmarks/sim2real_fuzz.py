@@ -4,7 +4,8 @@ Runs, on 127.0.0.1 with the simulated arm:
 
 1. a fuzz run: >= --frames random / truncated / oversized / hostile frames against a
    server with large steps and a high write rate (so hostile targets reach the servos);
-   reports the extreme joint angles the arm was ever sent versus the safe limits;
+   reports the extreme joint angles the arm was ever sent versus the server's per-joint
+   limits (the safe limits for joints 1-5, the gripper's full open/close range);
 2. hold latency: a real client in a child process streams at 60 Hz and is killed
    (SIGKILL) or frozen (SIGSTOP) --trials times each, against a default server
    (heartbeat 200 ms); reports the time to the server's hold.
@@ -20,10 +21,9 @@ import threading
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "exts", "dofbot.rl_examples"))
 
-from dofbot_rl import robot  # noqa: E402
 from dofbot_rl.sim2real import stress  # noqa: E402
 from dofbot_rl.sim2real.arms import SimulatedArm  # noqa: E402
-from dofbot_rl.sim2real.server import Sim2RealServer  # noqa: E402
+from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER, Sim2RealServer  # noqa: E402
 
 
 def _serve(**kwargs):
@@ -54,9 +54,8 @@ def main(argv=None):
     stop.set()
     thread.join(5.0)
     max_abs = [max(abs(a), abs(b)) for a, b in zip(lowest, highest)]
-    limit = [max(abs(a), abs(b)) for a, b in zip(robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER)]
-    excess = max(max(lo - mn, mx - hi, 0.0) for lo, hi, mn, mx in
-                 zip(robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER, lowest, highest))
+    limit = [max(abs(a), abs(b)) for a, b in zip(LIMITS_LOWER, LIMITS_UPPER)]
+    excess = max(max(lo - mn, mx - hi, 0.0) for lo, hi, mn, mx in zip(LIMITS_LOWER, LIMITS_UPPER, lowest, highest))
 
     server, arm2, stop, thread = _serve(heartbeat_ms=args.heartbeat_ms)
     killed = stress.measure_hold_latency(server, how="kill", trials=args.trials, seed=args.seed)

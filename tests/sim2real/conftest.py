@@ -48,6 +48,43 @@ def python36():
     return PYTHON36
 
 
+def write_random_policy(path, seed=0, hidden=16):
+    """Write an untrained 29 -> 6 dofbot-rl ``.npz`` policy (random weights) and return ``path``.
+
+    For the mechanics of policy mode (modes, frames, safety); it reaches nothing.
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    f32 = np.float32
+    np.savez(str(path), format=np.array("dofbot-rl-policy"), format_version=np.int64(1), obs_clip=f32(5),
+             obs_mean=np.zeros(29, f32), obs_var=np.ones(29, f32), norm_eps=f32(1e-5), norm_clip=f32(5),
+             num_layers=np.int64(1), layer0_weight=rng.normal(0, 0.3, (hidden, 29)).astype(f32),
+             layer0_bias=np.zeros(hidden, f32), activation=np.array("elu"),
+             mu_weight=rng.normal(0, 0.3, (6, hidden)).astype(f32), mu_bias=np.zeros(6, f32), action_clip=f32(1))
+    return path
+
+
+@pytest.fixture(scope="session")
+def random_policy_npz(tmp_path_factory):
+    """Path of an untrained (random) ``.npz`` policy."""
+    return write_random_policy(tmp_path_factory.mktemp("random_policy") / "policy.npz")
+
+
+@pytest.fixture(scope="session")
+def shipped_policy_npz(tmp_path_factory):
+    """The shipped checkpoint (``data/checkpoints/DofbotReacher.pth``) exported to ``policy.npz``."""
+    from dofbot_rl.config import load_config
+    from dofbot_rl.rl.export import export
+    from dofbot_rl.rl.play import default_checkpoint
+
+    checkpoint = default_checkpoint()
+    if checkpoint is None:
+        pytest.skip("the shipped policy data/checkpoints/DofbotReacher.pth is not there")
+    cfg = load_config(["test=True", "sim_device=cpu"])
+    return export(checkpoint, "npz", tmp_path_factory.mktemp("shipped_policy"), cfg).files["npz"]
+
+
 @pytest.fixture
 def start_server():
     """``start_server(arm=None, **server_kwargs) -> (server, arm)``; stopped after the test."""

@@ -1,4 +1,7 @@
-"""Hostile input and link loss: the server survives and the arm stays inside the safe limits.
+"""Hostile input and link loss: the server survives and the arm stays inside its limits.
+
+The limits are per joint (``server.LIMITS_LOWER/UPPER``): the safe limits for joints 1-5,
+the gripper's full open/close range.
 
 The figures (frames fuzzed, hold latency, largest command vs limit) are in the assertion
 messages; ``benchmarks/sim2real_fuzz.py`` prints them.
@@ -10,6 +13,7 @@ from dofbot_rl.sim2real.stress import wait_until
 from dofbot_rl import robot
 from dofbot_rl.sim2real import stress
 from dofbot_rl.sim2real.arms import SimulatedArm
+from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER
 
 HEARTBEAT_MS = 200
 SLACK_MS = 50
@@ -19,8 +23,8 @@ def _assert_inside_limits(arm):
     lowest, highest = stress.commanded_extremes_rad(arm)
     figures = "commanded rad min %s max %s; limits %s %s" % (
         ["%.6f" % v for v in lowest], ["%.6f" % v for v in highest],
-        ["%.6f" % v for v in robot.SAFE_LIMITS_LOWER], ["%.6f" % v for v in robot.SAFE_LIMITS_UPPER])
-    for lo, hi, mn, mx in zip(robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER, lowest, highest):
+        ["%.6f" % v for v in LIMITS_LOWER], ["%.6f" % v for v in LIMITS_UPPER])
+    for lo, hi, mn, mx in zip(LIMITS_LOWER, LIMITS_UPPER, lowest, highest):
         assert lo - 1e-9 <= mn and mx <= hi + 1e-9, figures
     assert arm.num_rejected == 0, figures
     return figures
@@ -39,7 +43,7 @@ def test_fuzz_10000_frames(start_server, make_client):
     assert server.thread.is_alive(), msg
     # Every limit was reached (hostile targets were clamped, not dropped) and none exceeded.
     lowest, highest = stress.commanded_extremes_rad(arm)
-    for lo, hi, mn, mx in zip(robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER, lowest, highest):
+    for lo, hi, mn, mx in zip(LIMITS_LOWER, LIMITS_UPPER, lowest, highest):
         assert abs(mn - lo) < 1e-9 and abs(mx - hi) < 1e-9, msg
     # Still serving: a well-behaved client drives the arm.
     assert wait_until(lambda: not server.has_controller, 3.0)

@@ -10,6 +10,7 @@ import pytest
 
 from dofbot_rl.sim2real.stress import wait_until
 from dofbot_rl import robot
+from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER
 
 
 class ReferenceServer(object):
@@ -94,9 +95,10 @@ def test_server_in_legacy_mode_with_a_reference_style_client(start_server):
     t = threading.Thread(target=stream, daemon=True)
     t.start()
     try:
-        want = robot.sim_to_servo_deg(robot.clamp_to_limits(robot.servo_deg_to_sim(target)))
+        want = robot.sim_to_servo_deg(robot.clamp_to_limits(robot.servo_deg_to_sim(target), LIMITS_LOWER,
+                                                            LIMITS_UPPER))
         assert wait_until(lambda: all(abs(a - b) < 0.5 for a, b in zip(arm.position_deg(), want)), 5.0)
-        assert want[5] != 90.0  # gripper 90 deg = 0.26 rad is outside the safe +-0.1 rad: clamped
+        assert abs(want[5] - 90.0) < 1e-9  # gripper 90 deg = 0.26 rad: inside its open/close range, as sent
     finally:
         stop.set()
         t.join()
@@ -108,7 +110,7 @@ def test_server_in_legacy_mode_with_a_reference_style_client(start_server):
         sock.sendall(struct.pack("<6f", *servo))
     time.sleep(0.5)
     for w in arm.writes:
-        for v, lo, hi in zip(robot.servo_deg_to_sim(w.servo_deg), robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER):
+        for v, lo, hi in zip(robot.servo_deg_to_sim(w.servo_deg), LIMITS_LOWER, LIMITS_UPPER):
             assert lo - 1e-9 <= v <= hi + 1e-9
     # One controlling client: a second legacy connection is closed at once.
     other = socket.create_connection(server.address, timeout=2.0)
@@ -127,5 +129,6 @@ def test_legacy_client_against_legacy_server(start_server, make_client):
     assert client.wait_for_state("connected", 3.0)
     q = [-0.4, 0.2, 0.3, -0.1, 0.6, 0.0]
     client.send_joint_positions(q)
-    want = robot.sim_to_servo_deg(robot.clamp_to_limits(q[:5] + [robot.servo_deg_to_sim([90.0] * 6)[5]]))
+    want = robot.sim_to_servo_deg(robot.clamp_to_limits(q[:5] + [robot.servo_deg_to_sim([90.0] * 6)[5]],
+                                                        LIMITS_LOWER, LIMITS_UPPER))
     assert wait_until(lambda: all(abs(a - b) < 0.5 for a, b in zip(arm.position_deg(), want)), 5.0)

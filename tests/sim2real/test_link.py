@@ -11,7 +11,7 @@ from dofbot_rl import robot
 from dofbot_rl.sim2real import client as C
 from dofbot_rl.sim2real import protocol as P
 from dofbot_rl.sim2real.arms import SimulatedArm
-from dofbot_rl.sim2real.server import ArmController, Sim2RealServer
+from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER, ArmController, Sim2RealServer
 
 SCRIPT = [
     (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
@@ -94,15 +94,15 @@ def test_server_clamps_and_limits_steps(start_server, make_client):
     server, arm = start_server(max_step_deg=2.0, max_rate_hz=100.0)
     client = make_client(server.address[1])
     assert client.wait_for_state("connected", 3.0)
-    client.send_joint_positions([10.0, -10.0, 3.0, -3.0, 100.0, 5.0])  # far outside the safe limits
-    assert wait_until(lambda: reached(arm, robot.SAFE_LIMITS_UPPER[:1] + robot.SAFE_LIMITS_LOWER[1:2]
-                                      + (robot.SAFE_LIMITS_UPPER[2], robot.SAFE_LIMITS_LOWER[3])
-                                      + robot.SAFE_LIMITS_UPPER[4:]), 8.0)
+    client.send_joint_positions([10.0, -10.0, 3.0, -3.0, 100.0, 5.0])  # far outside the limits
+    assert wait_until(lambda: reached(arm, LIMITS_UPPER[:1] + LIMITS_LOWER[1:2]
+                                      + (LIMITS_UPPER[2], LIMITS_LOWER[3]) + LIMITS_UPPER[4:]), 8.0)
     assert client.stats()["clamped_acks"] >= 1  # the command's ACK said so
     assert client.readback().target[0] == pytest.approx(robot.SAFE_LIMITS_UPPER[0])
+    assert client.readback().target[5] == pytest.approx(robot.TELEOP_LIMITS_UPPER[5])  # gripper: fully closed
     sent = [robot.servo_deg_to_sim(w.servo_deg) for w in arm.writes]
     for q in sent:
-        for v, lo, hi in zip(q, robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER):
+        for v, lo, hi in zip(q, LIMITS_LOWER, LIMITS_UPPER):
             assert lo - 1e-9 <= v <= hi + 1e-9
     steps = [max(abs(a - b) for a, b in zip(p, q)) for p, q in zip(sent, sent[1:])]
     assert max(steps) <= math.radians(2.0) + 1e-9

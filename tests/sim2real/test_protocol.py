@@ -26,6 +26,11 @@ MESSAGES = [
     P.Ack(7, P.ACK_CLAMPED | P.ACK_RAMPING, 12, (0.1,) * 6, (0.2,) * 6, (0.3, NAN, 0.3, 0.3, NAN, 0.3)),
     P.Heartbeat(123456),
     P.Error(P.ErrorCode.TIMEOUT, "no frame for 200 ms"),
+    P.Goal(3, (0.17, 0.15, 0.25)),
+    P.Goal(0xFFFFFFFF, (0.1, -0.2, 0.3), (0.5, 0.5, -0.5, 0.5)),
+    P.Mode(5, P.ServerMode.POLICY),
+    P.Mode(6, P.ServerMode.DIRECT),
+    P.Error(P.ErrorCode.POLICY_MODE, "policy mode"),
 ]
 
 
@@ -201,3 +206,48 @@ def test_no_pickle_or_eval_in_sim2real():
                 src = fh.read()
             assert not re.search(r"\bimport pickle\b|\bpickle\.|\bmarshal\.|(?<![\w.])eval\(|(?<![\w.])exec\(",
                                  src), name
+
+
+def test_goal_and_mode_frames():
+    frame = P.encode(P.Goal(7, (0.17, 0.15, 0.25)))
+    assert frame[:8] == b"DR\x01\x0a" + struct.pack("<I", 61)
+    assert frame[8:] == struct.pack("<IB7d", 7, 0, 0.17, 0.15, 0.25, 1.0, 0.0, 0.0, 0.0)
+    with_quat = P.encode(P.Goal(7, (0.17, 0.15, 0.25), (0.0, 1.0, 0.0, 0.0)))
+    assert with_quat[12] == P.GOAL_HAS_QUAT
+    assert P.encode(P.Mode(9, P.ServerMode.DIRECT)) == b"DR\x01\x0b" + struct.pack("<I", 5) + struct.pack("<IB", 9, 1)
+    with pytest.raises(P.ProtocolError, match="GOAL flags"):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, P.MsgType.GOAL, 61) + struct.pack("<IB7d", 1, 2, *[0.0] * 7))
+    with pytest.raises(P.ProtocolError, match="GOAL payload must be 61 bytes"):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, P.MsgType.GOAL, 24) + b"\0" * 24)
+    with pytest.raises(P.ProtocolError, match="MODE mode"):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, P.MsgType.MODE, 5) + struct.pack("<IB", 1, 2))
+    with pytest.raises(ValueError):
+        P.encode(P.Mode(1, 7))
+    with pytest.raises(ValueError):
+        P.encode(P.Goal(1, (0.0, 0.0)))
+    # Values are the receiver's to judge: NaN goes over the wire as NaN.
+    nan_goal = P.FrameDecoder().feed(P.encode(P.Goal(1, (NAN, 0.0, 0.0))))[0]
+    assert math.isnan(nan_goal.pos[0]) and nan_goal.quat is None
+
+
+def test_minor_version_in_welcome():
+    assert P.welcome_version() == P.PROTOCOL_VERSION + 256 * P.PROTOCOL_MINOR == 257
+    assert P.split_version(1) == (1, 0)  # a v1.0 server
+    assert P.split_version(P.welcome_version()) == (1, 1)
+    welcome = P.FrameDecoder().feed(P.encode(P.Welcome(257, 200, 60, (0.0,) * 6, (1.0,) * 6)))[0]
+    assert welcome.version == 257
+    # The WELCOME layout is unchanged (v1.0 clients decode it with a fixed size).
+    assert len(P.encode(welcome)) == P.HEADER.size + 102
+
+
+def test_check_goal():
+    assert P.check_goal([0.1, 0.2, 0.3]) == ((0.1, 0.2, 0.3), None)
+    pos, quat = P.check_goal((0, 0, 0.2), (2.0, 0.0, 0.0, 0.0))
+    assert quat == (1.0, 0.0, 0.0, 0.0)
+    assert P.check_goal((0, 0, 0.2), (1e300, 1e300, 0.0, 0.0))[1] == pytest.approx((2 ** -0.5, 2 ** -0.5, 0, 0))
+    for bad in ([0.1, 0.2], [0.1, NAN, 0.3], [float("inf"), 0, 0], "abc", None):
+        with pytest.raises(ValueError, match="goal"):
+            P.check_goal(bad)
+    for bad in ((0, 0, 0, 0), (1, 0, 0), (NAN, 1, 0, 0), (float("inf"), 0, 0, 0)):
+        with pytest.raises(ValueError, match="quaternion"):
+            P.check_goal((0.1, 0.1, 0.2), bad)

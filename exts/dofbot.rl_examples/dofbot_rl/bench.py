@@ -147,6 +147,9 @@ def format_table(rows: List[BenchRow]) -> str:
 def run_bench(cfg, sizes: List[int], seconds: float, train_epochs: int, json_path: Optional[str] = None,
               on_row=None) -> List[BenchRow]:
     """Benchmark every size; optionally write JSON (rows + versions + date)."""
+    from dofbot_rl.rl.trainer import share_cpu_with_physics
+
+    share_cpu_with_physics(cfg)
     rows = []
     for n in sizes:
         row = bench_one(cfg, n, seconds=seconds, train_epochs=train_epochs)

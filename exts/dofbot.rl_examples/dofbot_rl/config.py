@@ -69,12 +69,43 @@ class SimConfig:
 
 
 @dataclass
+class RandomizationConfig:
+    """Training for transfer (``task.randomization``): sim-to-real gaps modelled in simulation.
+
+    Everything is off by default (the reference task had none). Guide: ``docs/transfer.md``.
+    """
+
+    obs_noise_std: float = 0.0  #: std of Gaussian noise added each step to the joint position and velocity observations (observation units, after scaling); 0: off
+    action_latency_steps: int = 0  #: the joint targets from an action reach the arm this many control steps later; 0: off
+    servo_move_time_s: float = 0.0  #: servo move time (s) over a joint's whole safe range: the applied target moves at most range / move_time x control_dt per control step; 0: off
+    pd_gain_scale_range: List[float] = field(default_factory=lambda: [1.0, 1.0])  #: [lo, hi] of the per-env, per-joint scale of PD stiffness and damping, drawn at each reset; [1, 1]: off
+    link_mass_scale_range: List[float] = field(default_factory=lambda: [1.0, 1.0])  #: [lo, hi] of the per-env scale of every link's mass and inertia, drawn at each reset; [1, 1]: off
+
+
+def randomization_problems(rnd) -> List[str]:
+    """Everything wrong with a ``task.randomization`` section, one message each (empty: fine)."""
+    problems = []
+    if not rnd.obs_noise_std >= 0:
+        problems.append(f"task.randomization.obs_noise_std must be >= 0, got {rnd.obs_noise_std}")
+    if rnd.action_latency_steps < 0:
+        problems.append(f"task.randomization.action_latency_steps must be >= 0 control steps, got {rnd.action_latency_steps}")
+    if not rnd.servo_move_time_s >= 0:
+        problems.append(f"task.randomization.servo_move_time_s must be >= 0 s (0: off), got {rnd.servo_move_time_s}")
+    for key in ("pd_gain_scale_range", "link_mass_scale_range"):
+        rng = list(getattr(rnd, key))
+        if len(rng) != 2 or not 0 < rng[0] <= rng[1]:
+            problems.append(f"task.randomization.{key} must be [lo, hi] with 0 < lo <= hi, got {rng}")
+    return problems
+
+
+@dataclass
 class TaskConfig:
     """A task: name, MDP, physics, plus the sim-to-real and teleop sections."""
 
     name: str = "DofbotReacher"
     env: EnvConfig = field(default_factory=EnvConfig)
     sim: SimConfig = field(default_factory=SimConfig)
+    randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
     sim2real: Dict[str, Any] = field(default_factory=dict)
     teleop: Dict[str, Any] = field(default_factory=dict)
 
@@ -217,6 +248,7 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.physics in PHYSICS_BACKENDS, f"physics={cfg.physics} is unknown: expected one of {', '.join(PHYSICS_BACKENDS)}")
     need(cfg.episodes > 0, f"episodes must be > 0, got {cfg.episodes}")
     need(bool(cfg.experiment) and os.sep not in cfg.experiment, f"experiment must be a plain name, got {cfg.experiment!r}")
+    problems += randomization_problems(cfg.task.randomization)
     if problems:
         raise ConfigError("; ".join(problems))
 

@@ -30,15 +30,16 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
         usd_path: the robot USD (``data/robots/dofbot/dofbot.usda``).
         num_envs: robots to build (>= 1).
         spacing: grid spacing (m).
-        cloner_cls: the core API's ``GridCloner``.
+
+    The cloner is the running extension's core API ``GridCloner``.
 
     After ``do()``, :attr:`env_origins` holds the ``(num_envs, 3)`` env positions (m).
     """
 
-    def __init__(self, usd_path: str, num_envs: int, spacing: float, cloner_cls):
+    def __init__(self, usd_path: str, num_envs: int, spacing: float):
         if num_envs < 1:
             raise ValueError(f"num_envs must be >= 1, got {num_envs}")
-        self.usd_path, self.num_envs, self.spacing, self.cloner_cls = str(usd_path), int(num_envs), float(spacing), cloner_cls
+        self.usd_path, self.num_envs, self.spacing = str(usd_path), int(num_envs), float(spacing)
         self.env_origins = None
         self._created = []
 
@@ -46,6 +47,12 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
         """Build the scene; returns the env origins."""
         from pxr import Gf, UsdGeom, UsdLux
 
+        from dofbot_rl.app.extension import get_instance
+
+        ext = get_instance()
+        if ext is None or ext.api is None:
+            raise RuntimeError("DofbotBuildScene needs the running dofbot.rl_examples extension and a supported Isaac Sim")
+        api = ext.api
         stage = omni.usd.get_context().get_stage()
         if stage.GetPrimAtPath(ENV_ROOT).IsValid():
             omni.kit.commands.execute("DeletePrims", paths=[ENV_ROOT])
@@ -63,7 +70,7 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
             sphere.CreateRadiusAttr(radius)
             sphere.CreateDisplayColorAttr([Gf.Vec3f(*colour)])
             sphere.AddTranslateOp().Set(Gf.Vec3d(0.0, 0.0, -1.0))  # hidden under the floor until the first step
-        cloner = self.cloner_cls(spacing=self.spacing)
+        cloner = api.GridCloner(spacing=self.spacing)
         cloner.define_base_env(ENV_ROOT)
         paths = cloner.generate_paths(ENV_ROOT + "/env", self.num_envs)
         self.env_origins = cloner.clone(source_prim_path=ENV_0, prim_paths=paths, replicate_physics=True)

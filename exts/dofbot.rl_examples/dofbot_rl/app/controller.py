@@ -48,8 +48,7 @@ class PanelController:
             if not usd_path.is_file():
                 raise FileNotFoundError(f"no robot USD at {usd_path}: run `python -m dofbot_rl.usd_asset`")
             ok, origins = omni.kit.commands.execute("DofbotBuildScene", usd_path=str(usd_path), num_envs=int(cfg.num_envs),
-                                                    spacing=grid_spacing(cfg.task.env.env_spacing),
-                                                    cloner_cls=self.api.GridCloner)
+                                                    spacing=grid_spacing(cfg.task.env.env_spacing))
             if not ok:
                 raise RuntimeError("building the scene failed (see the console)")
             world = await create_world_async(self.api, float(cfg.task.sim.dt), cfg.sim_device)

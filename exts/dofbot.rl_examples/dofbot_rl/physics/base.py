@@ -66,6 +66,31 @@ class PhysicsBackend(Protocol):
         """Release the engine's resources (threads, GPU memory)."""
 
 
+@runtime_checkable
+class SupportsDynamicsScales(Protocol):
+    """Optional part of the seam: per-env PD gains and link masses (domain randomisation).
+
+    A backend that implements it can scale, per env, its joints' PD stiffness and damping
+    and its links' masses and inertias. Scales are relative to the nominal model (the MJCF),
+    not cumulative: writing ones restores it. The task calls this only when
+    ``task.randomization`` asks for gain or mass ranges other than ``[1, 1]``, and refuses to
+    start on a backend without it.
+    """
+
+    def set_dynamics_scales(self, env_ids: torch.Tensor, kp_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
+        """Scale the dynamics of robots ``env_ids`` (int64 index tensor, ``n`` ids).
+
+        Args:
+            env_ids: ``(n,)`` the robots.
+            kp_scale: ``(n, num_dof)`` > 0, multiplies each joint's PD stiffness ``kp`` and
+                damping ``kv``.
+            mass_scale: ``(n,)`` > 0, multiplies every link's mass and rotational inertia
+                (the derived constants follow).
+
+        Takes effect at the next ``step``; call it before ``reset`` of the same envs.
+        """
+
+
 def grid_origins(num_envs: int, spacing: float, device: torch.device) -> torch.Tensor:
     """Env origins on a square grid in the XY plane, ``(num_envs, 3)`` m, centred on 0.
 

@@ -63,6 +63,8 @@ class MujocoCpuBackend:
         self._xpos_np = self._batch.bind("xpos")
         self._xquat_np = self._batch.bind("xquat")
         self._contiguous = bool(np.array_equal(self._qadr, np.arange(self.num_dof)) and np.array_equal(self._act, np.arange(self.num_dof)))
+        # Per-env model fields of set_dynamics_scales, expanded on its first call: (num_envs, ...) float64.
+        self._scaled_fields = None
 
     # -- state -------------------------------------------------------------------------
     @property
@@ -107,6 +109,38 @@ class MujocoCpuBackend:
         self._qvel[ids[:, None], cols_v] = dof_vel.detach().to("cpu", torch.float64)
         self._ctrl[ids[:, None], torch.from_numpy(self._act)] = dof_pos.detach().to("cpu", torch.float64)
         self._batch.forward(ids_np, stage=mujoco.mjtStage.mjSTAGE_POS)
+
+    def set_dynamics_scales(self, env_ids: torch.Tensor, kp_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
+        """Per-env PD gains and link masses (:class:`~dofbot_rl.physics.base.SupportsDynamicsScales`).
+
+        The first call gives the batch per-simulation ``actuator_gainprm`` / ``actuator_biasprm``
+        (position actuators: ``kp = gainprm[0] = -biasprm[1]``, ``kv = -biasprm[2]``) and
+        ``body_mass`` / ``body_inertia``; ``set_const`` then recomputes the constants derived
+        from the masses (subtree masses, inverse weights) of ``env_ids`` only.
+
+        Args:
+            env_ids: ``(n,)`` int64. kp_scale: ``(n, 6)`` > 0. mass_scale: ``(n,)`` > 0.
+        """
+        ids = env_ids.to("cpu", torch.long).numpy()
+        if ids.size == 0:
+            return
+        if self._scaled_fields is None:
+            m = self.model
+            affine = int(mujoco.mjtBias.mjBIAS_AFFINE)
+            if (m.actuator_gaintype[self._act] != int(mujoco.mjtGain.mjGAIN_FIXED)).any() or (m.actuator_biastype[self._act] != affine).any():
+                raise ValueError("set_dynamics_scales needs position (fixed-gain, affine-bias) actuators")
+            self._scaled_fields = {name: self._batch.expand(name) for name in
+                                   ("actuator_gainprm", "actuator_biasprm", "body_mass", "body_inertia")}
+        f, m, act = self._scaled_fields, self.model, self._act
+        kp = kp_scale.detach().to("cpu", torch.float64).numpy()
+        mass = mass_scale.detach().to("cpu", torch.float64).numpy()
+        rows, cols = ids[:, None], act[None, :]
+        f["actuator_gainprm"][rows, cols, 0] = m.actuator_gainprm[act, 0] * kp
+        f["actuator_biasprm"][rows, cols, 1] = m.actuator_biasprm[act, 1] * kp
+        f["actuator_biasprm"][rows, cols, 2] = m.actuator_biasprm[act, 2] * kp
+        f["body_mass"][ids] = m.body_mass * mass[:, None]
+        f["body_inertia"][ids] = m.body_inertia * mass[:, None, None]
+        self._batch.set_const(ids)
 
     def step(self, n_substeps: int) -> None:
         """Advance all robots ``n_substeps`` steps; kinematics current at the new state."""

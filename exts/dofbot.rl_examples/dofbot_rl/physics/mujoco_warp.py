@@ -80,6 +80,7 @@ class MujocoWarpBackend:
             self._reset_mask_wp = wp.zeros(self.num_envs, dtype=bool)
         self._views()
         self._graphs: Dict[int, object] = {}
+        self._scaled_fields: Optional[Dict[str, torch.Tensor]] = None  # set by set_dynamics_scales
 
     def _views(self) -> None:
         d = self._d
@@ -127,6 +128,49 @@ class MujocoWarpBackend:
             self._qvel[ids, : self.num_dof] = dof_vel.to(self.device)
             self._ctrl[ids, : self.num_dof] = dof_pos.to(self.device)
             mjw.kinematics(self._m, self._d)
+
+    #: Model fields made per-world by set_dynamics_scales: the ones it writes and the
+    #: constants set_const derives from the masses.
+    _PER_WORLD_FIELDS = ("actuator_gainprm", "actuator_biasprm", "body_mass", "body_inertia", "body_subtreemass",
+                         "body_invweight0", "dof_invweight0", "actuator_acc0")
+
+    def set_dynamics_scales(self, env_ids: torch.Tensor, kp_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
+        """Per-env PD gains and link masses (:class:`~dofbot_rl.physics.base.SupportsDynamicsScales`).
+
+        The first call re-creates the device model with per-world ``actuator_gainprm`` /
+        ``actuator_biasprm`` (position actuators: ``kp = gainprm[0] = -biasprm[1]``,
+        ``kv = -biasprm[2]``), ``body_mass`` / ``body_inertia`` and the constants derived
+        from them, and drops the captured graphs (re-captured at the next ``step``); until
+        then every world shares one model, as before. Each call writes the scaled fields on
+        the device (no host sync) and runs MuJoCo Warp's ``set_const`` for the masses.
+
+        Args:
+            env_ids: ``(n,)`` int64. kp_scale: ``(n, 6)`` > 0. mass_scale: ``(n,)`` > 0.
+        """
+        if env_ids.numel() == 0:
+            return
+        if self._scaled_fields is None:
+            m = self.mj_model
+            if (m.actuator_gaintype[: self.num_dof] != int(mujoco.mjtGain.mjGAIN_FIXED)).any() or (
+                    m.actuator_biastype[: self.num_dof] != int(mujoco.mjtBias.mjBIAS_AFFINE)).any():
+                raise ValueError("set_dynamics_scales needs position (fixed-gain, affine-bias) actuators")
+            with wp.ScopedDevice(self._wp_device):
+                self._m = mjw.put_model(m, batch_sizes={name: self.num_envs for name in self._PER_WORLD_FIELDS})
+            self._graphs.clear()
+            self._scaled_fields = {name: wp.to_torch(getattr(self._m, name)) for name in self._PER_WORLD_FIELDS[:4]}
+            # nominal values, (1, ...) on the device
+            self._nominal = {name: view[:1].clone() for name, view in self._scaled_fields.items()}
+        f, nom, n = self._scaled_fields, self._nominal, self.num_dof
+        ids = env_ids.to(self.device)
+        kp = kp_scale.to(self.device, torch.float32)
+        mass = mass_scale.to(self.device, torch.float32)
+        f["actuator_gainprm"][ids, :n, 0] = nom["actuator_gainprm"][:, :n, 0] * kp
+        f["actuator_biasprm"][ids, :n, 1] = nom["actuator_biasprm"][:, :n, 1] * kp
+        f["actuator_biasprm"][ids, :n, 2] = nom["actuator_biasprm"][:, :n, 2] * kp
+        f["body_mass"][ids] = nom["body_mass"] * mass[:, None]
+        f["body_inertia"][ids] = nom["body_inertia"] * mass[:, None, None]
+        with wp.ScopedDevice(self._wp_device):
+            mjw.set_const(self._m, self._d)
 
     def _substeps(self, n_substeps: int) -> None:
         for _ in range(n_substeps):

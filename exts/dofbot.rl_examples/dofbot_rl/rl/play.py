@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import torch
 
 from dofbot_rl.rl.checkpoints import validate_for_task
-from dofbot_rl.rl.trainer import _rl_games_output_to_log, seed_everything
+from dofbot_rl.rl.trainer import _rl_games_output_to_log, seed_everything, share_cpu_with_physics
 from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ class EvalResult:
 def load_player(cfg, env: RlGamesVecEnv, checkpoint) -> object:
     """An rl_games player for ``env``'s task with the weights of ``checkpoint`` restored.
 
-    The checkpoint is validated first (safe load, sizes against the task).
+    The checkpoint is validated first (safe load, sizes against the task) and its weights
+    are loaded onto the player's device, whatever device it was trained on.
 
     Raises:
         dofbot_rl.rl.checkpoints.CheckpointError: missing, foreign or mismatched checkpoint.
@@ -57,7 +58,7 @@ def load_player(cfg, env: RlGamesVecEnv, checkpoint) -> object:
 
     from dofbot_rl.rl.trainer import Trainer
 
-    validate_for_task(checkpoint, env.task.num_observations, env.task.num_actions)
+    state = validate_for_task(checkpoint, env.task.num_observations, env.task.num_actions)
     register_rl_games(lambda: env)
     params = Trainer(cfg, task=env.task).rl_games_params()
     params["config"]["env_info"] = env.get_env_info()
@@ -65,7 +66,11 @@ def load_player(cfg, env: RlGamesVecEnv, checkpoint) -> object:
         runner = Runner()
         runner.load({"params": params})
         player = runner.create_player()
-        player.restore(str(checkpoint))
+    # What rl_games' player.restore does, from the safely loaded (weights_only, CPU-mapped) state,
+    # so GPU-trained checkpoints play on a CPU and nothing is unpickled beyond tensors.
+    player.model.load_state_dict(state["model"])
+    if player.normalize_input and "running_mean_std" in state:
+        player.model.running_mean_std.load_state_dict(state["running_mean_std"])
     player.has_batch_dimension = True
     return player
 
@@ -97,6 +102,7 @@ def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
     from dofbot_rl.tasks import make_task
 
     seed_everything(cfg.seed)
+    share_cpu_with_physics(cfg)
     task = task if task is not None else make_task(cfg)
     env = RlGamesVecEnv(task, cfg.rl_device)
     player = load_player(cfg, env, checkpoint)

@@ -14,6 +14,13 @@ Typical use (task config block ``sim2real:``)::
     client.state, client.latency_ms, client.readback()
     ...
     client.stop()
+
+Against a server in policy mode (``dofbot-rl serve --policy policy.npz``, protocol v1.1)
+the client sends goals instead, and the server's policy moves the arm::
+
+    client = Sim2RealClient(host="dofbot.local", mode="goal").start()
+    client.send_goal(goal_pos[env_id].tolist())                  # m, robot base frame
+    client.server_mode                                           # "policy", "direct" or None
 """
 
 import collections
@@ -36,10 +43,28 @@ CONNECTED = "connected"
 DEGRADED = "degraded"
 #: Link states reported by :attr:`Sim2RealClient.state`.
 STATES = (DISCONNECTED, CONNECTING, CONNECTED, DEGRADED)
+#: Client modes: drive the arm with joint targets (and goals), observe the read-back only,
+#: or send goals to a server's policy (joint targets refused here).
+MODES = ("sim2real", "real2sim", "goal")
 
 
 class Sim2RealError(RuntimeError):
     """The link failed (connection, protocol or a server ERROR)."""
+
+
+class ServerError(Sim2RealError):
+    """The server ended the session with an ERROR frame: ``code`` is a ``protocol.ErrorCode`` value."""
+
+    _HINTS = {
+        P.ErrorCode.POLICY_MODE: " (client: use mode 'goal' and send_goal(), or takeover=True to send joints)",
+        P.ErrorCode.NO_POLICY: " (start the server with --policy policy.npz to send goals)",
+    }
+
+    def __init__(self, code, reason):
+        Sim2RealError.__init__(self, "server error %s: %s%s" % (P.ErrorCode.NAMES.get(code, code), reason,
+                                                               self._HINTS.get(code, "")))
+        self.code = code
+        self.reason = reason
 
 
 class LinkRefused(Sim2RealError):
@@ -77,7 +102,8 @@ class Sim2RealConfig(typing.NamedTuple):
     Keys: ``enabled`` (bool), ``host``, ``port``, ``protocol`` ("v1" | "legacy"),
     ``token_file`` (path or null), ``fail_quietly`` (bool; the reference's misspelling
     ``fail_quietely`` is accepted as an alias), ``rate_hz`` (Hz), ``mode``
-    ("sim2real" | "real2sim"), ``heartbeat_ms`` (ms).
+    ("sim2real" | "real2sim" | "goal"), ``heartbeat_ms`` (ms), ``takeover`` (bool: take
+    the arm over from a server's policy before sending joint targets).
     """
 
     enabled: bool = False
@@ -89,6 +115,7 @@ class Sim2RealConfig(typing.NamedTuple):
     rate_hz: float = 60.0
     mode: str = "sim2real"
     heartbeat_ms: int = 200
+    takeover: bool = False
 
     @classmethod
     def from_mapping(cls, cfg):
@@ -121,24 +148,32 @@ class Sim2RealConfig(typing.NamedTuple):
                              % (out.port, out.rate_hz, out.heartbeat_ms))
         out = out._replace(enabled=_as_bool(out.enabled, "enabled"),
                            fail_quietly=_as_bool(out.fail_quietly, "fail_quietly"),
+                           takeover=_as_bool(out.takeover, "takeover"),
                            host=str(out.host), port=port, rate_hz=rate_hz, heartbeat_ms=heartbeat_ms,
                            token_file=None if token_file is None else str(token_file))
         _validate(out.host, out.port, out.protocol, out.token_file is not None, out.rate_hz, out.mode,
-                  out.heartbeat_ms)
+                  out.heartbeat_ms, out.takeover)
         return out
 
 
-def _validate(host, port, protocol, has_token, rate_hz, mode, heartbeat_ms):
+def _validate(host, port, protocol, has_token, rate_hz, mode, heartbeat_ms, takeover=False):
     if not host:
         raise ValueError("sim2real.host must be a host name or address, got %r" % (host,))
     if not 1 <= port <= 65535:
         raise ValueError("sim2real.port must be in 1..65535, got %r" % (port,))
     if protocol not in ("v1", "legacy"):
         raise ValueError("sim2real.protocol must be 'v1' or 'legacy', got %r" % (protocol,))
-    if mode not in ("sim2real", "real2sim"):
-        raise ValueError("sim2real.mode must be 'sim2real' or 'real2sim', got %r" % (mode,))
+    if mode not in MODES:
+        raise ValueError("sim2real.mode must be 'sim2real', 'real2sim' or 'goal', got %r" % (mode,))
     if protocol == "legacy" and mode == "real2sim":
         raise ValueError("sim2real.mode real2sim needs protocol v1 (legacy servers send nothing back)")
+    if protocol == "legacy" and mode == "goal":
+        raise ValueError("sim2real.mode goal needs protocol v1 (legacy servers run no policy)")
+    if takeover and mode != "sim2real":
+        raise ValueError("sim2real.takeover needs mode sim2real (only joint targets take the arm over), "
+                         "got mode %r" % (mode,))
+    if takeover and protocol == "legacy":
+        raise ValueError("sim2real.takeover needs protocol v1 (legacy servers run no policy)")
     if protocol == "legacy" and has_token:
         raise ValueError("sim2real.token_file needs protocol v1 (legacy has no authentication)")
     if not 0 < rate_hz <= 1000:
@@ -162,8 +197,10 @@ class Sim2RealClient(object):
             the client and is raised by the next :meth:`send_joint_positions` /
             :meth:`check` call.
         rate_hz: most frames per second sent (Hz); the latest target wins.
-        mode: ``"sim2real"`` (drive the arm) or ``"real2sim"`` (observe only: poll the
-            read-back at ``rate_hz``, see :meth:`readback`).
+        mode: ``"sim2real"`` (drive the arm with joint targets), ``"real2sim"`` (observe
+            only: poll the read-back at ``rate_hz``, see :meth:`readback`) or ``"goal"``
+            (send goals to a server in policy mode, see :meth:`send_goal`; joint targets
+            are refused). ``sim2real`` and ``goal`` take the server's control slot.
         heartbeat_ms: the client keeps the server's watchdog fed at a quarter of the
             smaller of this and the server's timeout, and reports ``degraded`` when
             replies are later than half of it (ms).
@@ -172,6 +209,11 @@ class Sim2RealClient(object):
         connect_timeout_s: TCP connect and handshake timeout (s).
         backoff_initial_s, backoff_max_s: reconnect delay, doubling from the first to
             the second (s).
+        takeover: mode ``"sim2real"`` against a server in policy mode: True sends MODE
+            ``direct`` after every (re)connect, before any joint target, so the targets
+            drive the arm (the policy pauses; when this client leaves, the server holds
+            and its policy waits for a new goal). False: joint targets sent while the
+            server's policy drives are refused with ERROR ``POLICY_MODE``.
 
     Raises:
         ValueError: a bad argument (named).
@@ -179,8 +221,9 @@ class Sim2RealClient(object):
 
     def __init__(self, host="127.0.0.1", port=P.DEFAULT_PORT, protocol="v1", token=None, fail_quietly=False,
                  rate_hz=60.0, mode="sim2real", heartbeat_ms=200, move_ms=None, name="dofbot-rl",
-                 connect_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=5.0):
-        _validate(host, int(port), protocol, token is not None, float(rate_hz), mode, int(heartbeat_ms))
+                 connect_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=5.0, takeover=False):
+        _validate(host, int(port), protocol, token is not None, float(rate_hz), mode, int(heartbeat_ms),
+                  bool(takeover))
         if token is not None and not isinstance(token, bytes):
             raise ValueError("token must be bytes, got %r" % (type(token).__name__,))
         if move_ms is None:
@@ -198,6 +241,7 @@ class Sim2RealClient(object):
         self.name = name
         self.connect_timeout_s = float(connect_timeout_s)
         self.backoff_initial_s, self.backoff_max_s = float(backoff_initial_s), float(backoff_max_s)
+        self.takeover = bool(takeover)
         self._token = token
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -206,11 +250,16 @@ class Sim2RealClient(object):
         self._state_changed = threading.Condition(self._lock)
         self._target = None
         self._target_version = 0
+        self._goal = None  # (pos, quat or None)
+        #: P.ServerMode value sent once per connection, before targets and goals, or None.
+        self._mode_request = P.ServerMode.DIRECT if takeover else None
+        self._server_minor = None  # minor protocol revision of the connected server
+        self._server_mode = None  # "policy" | "direct" from this connection's last ACK
         self._error = None
         self._latency_ms = None
         self._ack = None  # (Ack, receive time)
-        self._stats = {"frames_sent": 0, "commands_sent": 0, "acks": 0, "connects": 0, "clamped_acks": 0,
-                       "latency_ms_sum": 0.0, "latency_ms_max": 0.0}
+        self._stats = {"frames_sent": 0, "commands_sent": 0, "goals_sent": 0, "acks": 0, "connects": 0,
+                       "clamped_acks": 0, "rejected_acks": 0, "latency_ms_sum": 0.0, "latency_ms_max": 0.0}
 
     @classmethod
     def from_config(cls, cfg):
@@ -228,7 +277,7 @@ class Sim2RealClient(object):
         token = P.read_token_file(cfg.token_file) if cfg.token_file else None
         return cls(host=cfg.host, port=cfg.port, protocol=cfg.protocol, token=token,
                    fail_quietly=cfg.fail_quietly, rate_hz=cfg.rate_hz, mode=cfg.mode,
-                   heartbeat_ms=cfg.heartbeat_ms)
+                   heartbeat_ms=cfg.heartbeat_ms, takeover=cfg.takeover)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -278,7 +327,8 @@ class Sim2RealClient(object):
         """
         self.check()
         if self.mode != "sim2real":
-            raise RuntimeError("send_joint_positions() needs mode 'sim2real', this client is in %r" % self.mode)
+            raise RuntimeError("send_joint_positions() needs mode 'sim2real', this client is in %r%s" % (
+                self.mode, " (use send_goal)" if self.mode == "goal" else ""))
         try:
             vals = tuple(float(v) for v in q)
         except (TypeError, ValueError):
@@ -288,6 +338,64 @@ class Sim2RealClient(object):
         with self._lock:
             self._target = vals
             self._target_version += 1
+
+    def send_goal(self, xyz, quat=None):
+        """Offer a goal for the server's policy (protocol v1.1, server in policy mode).
+
+        The worker sends it once (and again after a reconnect); calling again with the
+        same goal sends nothing new. The server answers ERROR ``NO_POLICY`` when it runs
+        no policy; a v1.0 server cannot take goals (a link error, see ``fail_quietly``).
+
+        Args:
+            xyz: goal position, 3 numbers (m, robot base frame: the frame of
+                ``robot.fingertip_position``; the task's ``goal_pos`` of the env).
+            quat: goal orientation (w, x, y, z) or None (identity; the policy was never
+                rewarded for orientation).
+
+        Raises:
+            ValueError: not 3 finite numbers, or a quaternion that is not 4 finite
+                numbers with a non-zero norm.
+            RuntimeError: the client is in ``real2sim`` mode (observers cannot send goals).
+            Sim2RealError: ``fail_quietly`` is False and the link has failed.
+        """
+        self.check()
+        if self.mode == "real2sim":
+            raise RuntimeError("send_goal() needs mode 'goal' or 'sim2real', this client is in 'real2sim'")
+        goal = P.check_goal(xyz, quat)
+        with self._lock:
+            self._goal = goal
+
+    def request_mode(self, mode):
+        """Ask a v1.1 server to switch who drives the arm: ``"direct"`` (take over) or ``"policy"``.
+
+        Sent once per connection, before any joint target or goal. ``takeover=True`` is
+        ``request_mode("direct")`` at start. Against a v1.0 server ``"direct"`` is a no-op
+        (it has no policy mode) and ``"policy"`` a link error.
+
+        Raises:
+            ValueError: another mode name.
+            RuntimeError: the client is in ``real2sim`` mode.
+        """
+        codes = {name: code for code, name in P.ServerMode.NAMES.items()}
+        if mode not in codes:
+            raise ValueError("mode must be 'direct' or 'policy', got %r" % (mode,))
+        if self.mode == "real2sim":
+            raise RuntimeError("request_mode() needs a controlling client, this client is in 'real2sim'")
+        with self._lock:
+            self._mode_request = codes[mode]
+
+    @property
+    def server_mode(self):
+        """``"policy"`` while the server's policy drives the arm (ACK flag ``POLICY``), else ``"direct"``.
+
+        None before the first ACK of a connection, and for the legacy protocol.
+        """
+        return self._server_mode
+
+    @property
+    def server_minor(self):
+        """Minor protocol revision of the connected v1 server (0: no policy mode), None when not connected."""
+        return self._server_minor
 
     def check(self):
         """Raise the stored link error when ``fail_quietly`` is False (else do nothing).
@@ -323,7 +431,8 @@ class Sim2RealClient(object):
         return Readback(ack.readback, age, ack.flags, ack.target, ack.applied)
 
     def stats(self):
-        """Counters: frames_sent, commands_sent, acks, connects, clamped_acks, latency_ms_mean/max."""
+        """Counters: frames_sent, commands_sent, goals_sent, acks, connects, clamped_acks, rejected_acks,
+        latency_ms_mean/max."""
         with self._lock:
             out = dict(self._stats)
         acks = out.pop("latency_ms_sum")
@@ -370,6 +479,7 @@ class Sim2RealClient(object):
                 if self.protocol == "v1":
                     decoder = P.FrameDecoder()
                     welcome = self._handshake(sock, decoder)
+                    self._server_minor = P.split_version(welcome.version)[1]
                     with self._lock:
                         self._stats["connects"] += 1
                     self._set_state(CONNECTED)
@@ -389,6 +499,7 @@ class Sim2RealClient(object):
             finally:
                 if sock is not None:
                     sock.close()
+                self._server_minor = self._server_mode = None
             self._set_state(DISCONNECTED)
             if self._stop.is_set():
                 break
@@ -434,8 +545,7 @@ class Sim2RealClient(object):
                 elif isinstance(msg, P.Refused):
                     raise LinkRefused(msg.code, msg.reason)
                 elif isinstance(msg, P.Error):
-                    raise Sim2RealError("server error %s: %s" % (P.ErrorCode.NAMES.get(msg.code, msg.code),
-                                                                msg.reason))
+                    raise ServerError(msg.code, msg.reason)
                 else:
                     raise Sim2RealError("unexpected %s during the handshake" % type(msg).__name__)
 
@@ -446,6 +556,7 @@ class Sim2RealClient(object):
         sock.settimeout(hb_s)  # a sendall that cannot finish in time means the link is gone
         outstanding = collections.OrderedDict()  # seq -> send time
         seq, sent_version, last_send = 0, 0, 0.0
+        sent_mode, sent_goal = None, None  # what this connection has told the server
         next_tick = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
@@ -455,8 +566,26 @@ class Sim2RealClient(object):
                     next_tick = now + period
                 with self._lock:
                     target, version = self._target, self._target_version
+                    goal, mode_request = self._goal, self._mode_request
                 msg = None
-                if self.mode == "sim2real" and target is not None and version != sent_version:
+                if mode_request is not None and mode_request != sent_mode:
+                    sent_mode = mode_request
+                    if self._server_minor >= 1:
+                        msg = P.Mode(seq, mode_request)
+                    elif mode_request == P.ServerMode.POLICY:
+                        raise Sim2RealError("server %s:%d speaks protocol v1.0 and has no policy mode"
+                                            % (self.host, self.port))
+                    # else: a v1.0 server has no policy to take the arm from
+                elif goal is not None and goal != sent_goal:
+                    sent_goal = goal
+                    if self._server_minor < 1:
+                        with self._lock:
+                            if self._goal == goal:
+                                self._goal = None  # do not offer it again on the next connection
+                        raise Sim2RealError("server %s:%d speaks protocol v1.0: it takes no goals (update it and "
+                                            "start it with --policy)" % (self.host, self.port))
+                    msg = P.Goal(seq, goal[0], goal[1])
+                elif self.mode == "sim2real" and target is not None and version != sent_version:
                     msg, sent_version = P.Command(seq, self.move_ms, target), version
                 elif self.mode == "real2sim" or now - last_send >= keepalive_s:
                     msg = P.Heartbeat(seq)
@@ -469,6 +598,7 @@ class Sim2RealClient(object):
                     with self._lock:
                         self._stats["frames_sent"] += 1
                         self._stats["commands_sent"] += isinstance(msg, P.Command)
+                        self._stats["goals_sent"] += isinstance(msg, P.Goal)
             if outstanding:
                 oldest = next(iter(outstanding.values()))
                 if now - oldest > dead_s:
@@ -489,17 +619,19 @@ class Sim2RealClient(object):
                     seq, t_sent = outstanding.popitem(last=False)
                     if seq == msg.seq:
                         sent = t_sent
+            self._server_mode = "policy" if msg.flags & P.ACK_POLICY else "direct"
             with self._lock:
                 self._ack = (msg, now)
                 self._stats["acks"] += 1
                 self._stats["clamped_acks"] += bool(msg.flags & P.ACK_CLAMPED)
+                self._stats["rejected_acks"] += bool(msg.flags & P.ACK_REJECTED)
                 if sent is not None:
                     latency = (now - sent) * 1000.0
                     self._latency_ms = latency
                     self._stats["latency_ms_sum"] += latency
                     self._stats["latency_ms_max"] = max(self._stats["latency_ms_max"], latency)
         elif isinstance(msg, P.Error):
-            raise Sim2RealError("server error %s: %s" % (P.ErrorCode.NAMES.get(msg.code, msg.code), msg.reason))
+            raise ServerError(msg.code, msg.reason)
         elif isinstance(msg, P.Refused):
             raise LinkRefused(msg.code, msg.reason)
         else:

@@ -37,6 +37,8 @@ The computation is the rl_games player's (:mod:`dofbot_rl.rl.policy`)::
     actions = clip(mu_weight @ act(... act(layer0_weight @ x + layer0_bias) ...) + mu_bias, +-action_clip)
 """
 
+import zipfile
+
 try:
     import numpy as np
 except ImportError:  # pragma: no cover - the Jetson image ships numpy (python3-numpy)
@@ -168,12 +170,19 @@ class NumpyPolicy(object):
         try:
             with np.load(str(path), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
-        except (IOError, OSError, ValueError) as exc:
+        except (IOError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise PolicyFileError("cannot read policy file %s: %s" % (path, exc))
+        except AttributeError:  # np.load returned a plain array: a .npy, not an .npz
+            raise PolicyFileError("%s is a single array (.npy), not a policy .npz" % (path,))
         if "format" not in arrays:
             raise PolicyFileError("%s is not a dofbot-rl policy (no 'format' entry); export one with "
                                   "`dofbot-rl export checkpoint=... format=npz`" % (path,))
-        return cls.from_arrays(arrays)
+        try:
+            return cls.from_arrays(arrays)
+        except PolicyFileError as exc:
+            raise PolicyFileError("%s: %s" % (path, exc))
+        except (TypeError, ValueError, IndexError) as exc:  # entries of the wrong type or shape
+            raise PolicyFileError("%s is not a valid dofbot-rl policy: %s" % (path, exc))
 
     # -- inference ----------------------------------------------------------------------
 

@@ -21,15 +21,30 @@ Payload layouts (see ``docs/sim2real.md`` for the table):
 HELLO      u16 protocol version, u8 role (0 control, 1 observe), utf-8 name (<= 64 B)
 CHALLENGE  32-byte random nonce
 AUTH       32-byte HMAC-SHA256(token, AUTH_CONTEXT + nonce + role byte)
-WELCOME    u16 version, u16 heartbeat timeout (ms), u16 max command rate (Hz),
-           6 f64 safe lower limits (rad), 6 f64 safe upper limits (rad)
+WELCOME    u16 version (major + 256 minor), u16 heartbeat timeout (ms), u16 max command
+           rate (Hz), 6 f64 lower limits (rad), 6 f64 upper limits (rad) the server clamps to
 REFUSED    u16 code, utf-8 reason (<= 200 B); the server closes afterwards
 COMMAND    u32 seq, u16 move time (ms), 6 f64 joint angles (rad, task order)
 ACK        u32 seq, u8 flags, u16 read-back age (ms), 6 f64 target (rad),
            6 f64 last pose written (rad), 6 f64 servo read-back (rad, NaN = failed)
 HEARTBEAT  u32 seq (answered with an ACK whose ``ACK_HEARTBEAT`` flag is set)
 ERROR      u16 code, utf-8 reason (<= 200 B); the server closes afterwards
+GOAL       u32 seq, u8 flags (bit 0: quaternion given), 3 f64 goal position (m, robot
+           base frame), 4 f64 goal quaternion (w, x, y, z); v1.1, answered with an ACK
+MODE       u32 seq, u8 mode (0 policy, 1 direct); v1.1, answered with an ACK
 =========  ========================================================================
+
+Minor revisions
+---------------
+HELLO always names version 1 (the major version). The server announces its minor
+revision in WELCOME's version field, ``PROTOCOL_VERSION + 256 * minor``; v1.0 clients
+ignore that field, so they keep working with newer servers.
+
+* v1.0: the frames above up to ERROR.
+* v1.1 (:data:`PROTOCOL_MINOR`): policy mode. GOAL and MODE frames, the ``ACK_POLICY``
+  flag, error codes ``POLICY_MODE`` and ``NO_POLICY``. A v1.0 server answers a GOAL or
+  MODE frame with ERROR ``BAD_FRAME`` (unknown type), so a client checks the minor
+  revision (:func:`split_version`) before sending one.
 
 legacy frames
 -------------
@@ -53,6 +68,9 @@ import typing
 
 #: Version of the v1 application protocol (named in HELLO and WELCOME).
 PROTOCOL_VERSION = 1
+#: Minor revision this side speaks: 1 adds policy mode (GOAL, MODE, ``ACK_POLICY``).
+#: Announced by the server in WELCOME's version field (see :func:`welcome_version`).
+PROTOCOL_MINOR = 1
 #: Version byte in every v1 frame header.
 FRAME_VERSION = 1
 #: First two bytes of every v1 frame.
@@ -98,6 +116,8 @@ class MsgType(object):
     ACK = 7
     HEARTBEAT = 8
     ERROR = 9
+    GOAL = 10  #: v1.1
+    MODE = 11  #: v1.1
 
 
 class Role(object):
@@ -105,6 +125,20 @@ class Role(object):
 
     CONTROL = 0
     OBSERVE = 1
+
+
+class ServerMode(object):
+    """Who drives the arm of a server that runs a policy (the MODE frame's byte).
+
+    ``POLICY``: the server's onboard policy drives the arm toward the last GOAL; COMMAND
+    frames are refused (ERROR ``POLICY_MODE``). ``DIRECT``: the controlling client's
+    COMMAND frames drive the arm; the policy is paused.
+    """
+
+    POLICY = 0
+    DIRECT = 1
+
+    NAMES = {0: "policy", 1: "direct"}
 
 
 class ErrorCode(object):
@@ -119,10 +153,13 @@ class ErrorCode(object):
     VERSION = 12  #: unsupported frame or protocol version
     TOO_MANY_CONNECTIONS = 13  #: connection limit reached
     SHUTDOWN = 14  #: the server is stopping
+    POLICY_MODE = 15  #: a COMMAND while the server's policy drives the arm (v1.1)
+    NO_POLICY = 16  #: a GOAL or MODE policy frame to a server that runs no policy (v1.1)
 
     NAMES = {
         1: "BAD_FRAME", 2: "UNEXPECTED", 3: "FRAME_TOO_LARGE", 4: "TIMEOUT", 10: "BUSY",
-        11: "AUTH", 12: "VERSION", 13: "TOO_MANY_CONNECTIONS", 14: "SHUTDOWN",
+        11: "AUTH", 12: "VERSION", 13: "TOO_MANY_CONNECTIONS", 14: "SHUTDOWN", 15: "POLICY_MODE",
+        16: "NO_POLICY",
     }
 
 
@@ -133,6 +170,10 @@ ACK_RAMPING = 0x04  #: the arm is still stepping toward the target (step limit)
 ACK_HOLDING = 0x08  #: the server holds the last safe pose (no live target)
 ACK_TORQUE_OFF = 0x10  #: servo torque is released
 ACK_HEARTBEAT = 0x20  #: this ACK answers a HEARTBEAT, not a COMMAND
+ACK_POLICY = 0x40  #: the server's onboard policy drives the arm (policy mode, v1.1)
+
+#: GOAL flag bit: the frame carries a goal quaternion (else the identity is meant).
+GOAL_HAS_QUAT = 0x01
 
 # ----------------------------------------------------------------------------------
 # Errors
@@ -185,8 +226,10 @@ class Auth(typing.NamedTuple):
 class Welcome(typing.NamedTuple):
     """Server -> client: the session is open.
 
+    ``version``: ``PROTOCOL_VERSION + 256 * minor`` (:func:`split_version`);
     ``heartbeat_ms``: the server holds the arm when nothing arrives for this long (ms);
-    ``max_rate_hz``: most servo writes per second; ``lower``/``upper``: safe limits (rad).
+    ``max_rate_hz``: most servo writes per second; ``lower``/``upper``: the joint limits
+    (rad) the server clamps every target to.
     """
 
     version: int
@@ -241,33 +284,101 @@ class Error(typing.NamedTuple):
     reason: str
 
 
+class Goal(typing.NamedTuple):
+    """Client -> server (v1.1): the policy's goal; answered with an ACK for ``seq``.
+
+    ``pos``: 3 floats (m, robot base frame, the frame of ``robot.fingertip_position``);
+    ``quat``: 4 floats (w, x, y, z) or None (the identity).
+    """
+
+    seq: int
+    pos: tuple
+    quat: typing.Optional[tuple] = None
+
+
+class Mode(typing.NamedTuple):
+    """Client -> server (v1.1): switch who drives the arm (``mode`` a :class:`ServerMode`)."""
+
+    seq: int
+    mode: int
+
+
 _HELLO = struct.Struct("<HB")
 _WELCOME = struct.Struct("<HHH12d")
 _CODE = struct.Struct("<H")
 _COMMAND = struct.Struct("<IH6d")
 _ACK = struct.Struct("<IBH18d")
 _HEARTBEAT = struct.Struct("<I")
+_GOAL = struct.Struct("<IB7d")
+_MODE = struct.Struct("<IB")
+_IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
 
 _TYPE_OF = {
     Hello: MsgType.HELLO, Challenge: MsgType.CHALLENGE, Auth: MsgType.AUTH,
     Welcome: MsgType.WELCOME, Refused: MsgType.REFUSED, Command: MsgType.COMMAND,
-    Ack: MsgType.ACK, Heartbeat: MsgType.HEARTBEAT, Error: MsgType.ERROR,
+    Ack: MsgType.ACK, Heartbeat: MsgType.HEARTBEAT, Error: MsgType.ERROR, Goal: MsgType.GOAL,
+    Mode: MsgType.MODE,
 }
 _NAME_OF = {
     MsgType.HELLO: "HELLO", MsgType.CHALLENGE: "CHALLENGE", MsgType.AUTH: "AUTH",
     MsgType.WELCOME: "WELCOME", MsgType.REFUSED: "REFUSED", MsgType.COMMAND: "COMMAND",
-    MsgType.ACK: "ACK", MsgType.HEARTBEAT: "HEARTBEAT", MsgType.ERROR: "ERROR",
+    MsgType.ACK: "ACK", MsgType.HEARTBEAT: "HEARTBEAT", MsgType.ERROR: "ERROR", MsgType.GOAL: "GOAL",
+    MsgType.MODE: "MODE",
 }
 
 
 def _six(values, what):
+    return _floats(values, NUM_JOINTS, what)
+
+
+def _floats(values, n, what):
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError):
-        raise ValueError("%s: expected 6 numbers, got %r" % (what, values))
-    if len(out) != NUM_JOINTS:
-        raise ValueError("%s: expected 6 numbers, got %d" % (what, len(out)))
+        raise ValueError("%s: expected %d numbers, got %r" % (what, n, values))
+    if len(out) != n:
+        raise ValueError("%s: expected %d numbers, got %d" % (what, n, len(out)))
     return out
+
+
+def welcome_version(minor=PROTOCOL_MINOR):
+    """WELCOME's version field for protocol 1.``minor``: ``PROTOCOL_VERSION + 256 * minor``."""
+    return PROTOCOL_VERSION + 256 * int(minor)
+
+
+def split_version(version):
+    """``(major, minor)`` of a WELCOME version field (a v1.0 server sends 1: ``(1, 0)``)."""
+    return int(version) & 0xFF, int(version) >> 8
+
+
+def check_goal(pos, quat=None):
+    """Validate a goal: ``(pos, quat)`` as tuples of floats (quat normalised, None kept).
+
+    Args:
+        pos: 3 numbers (m, robot base frame). quat: 4 numbers (w, x, y, z) or None.
+
+    Raises:
+        ValueError: not 3 finite numbers, or a quaternion that is not 4 finite numbers
+            with a non-zero norm.
+    """
+    try:
+        pos = tuple(float(v) for v in pos)
+    except (TypeError, ValueError):
+        raise ValueError("goal must be 3 numbers (m), got %r" % (pos,))
+    if len(pos) != 3 or not all(math.isfinite(v) for v in pos):
+        raise ValueError("goal must be 3 finite numbers (m), got %r" % (pos,))
+    if quat is None:
+        return pos, None
+    try:
+        quat = tuple(float(v) for v in quat)
+    except (TypeError, ValueError):
+        raise ValueError("goal quaternion must be 4 numbers (w, x, y, z), got %r" % (quat,))
+    big = max(abs(v) for v in quat) if len(quat) == 4 else float("nan")
+    if not (math.isfinite(big) and big > 0):
+        raise ValueError("goal quaternion must be 4 finite numbers (w, x, y, z), not all zero, got %r" % (quat,))
+    quat = tuple(v / big for v in quat)  # scaled first: no overflow for huge components
+    norm = math.sqrt(sum(v * v for v in quat))
+    return pos, tuple(v / norm for v in quat)
 
 
 def _utf8(text, limit):
@@ -309,6 +420,15 @@ def encode_payload(msg):
             return _ACK.pack(msg.seq, msg.flags, msg.readback_age_ms, *vals)
         if isinstance(msg, Heartbeat):
             return _HEARTBEAT.pack(msg.seq)
+        if isinstance(msg, Goal):
+            pos = _floats(msg.pos, 3, "GOAL pos")
+            if msg.quat is None:
+                return _GOAL.pack(msg.seq, 0, *(pos + _IDENTITY_QUAT))
+            return _GOAL.pack(msg.seq, GOAL_HAS_QUAT, *(pos + _floats(msg.quat, 4, "GOAL quat")))
+        if isinstance(msg, Mode):
+            if msg.mode not in ServerMode.NAMES:
+                raise ValueError("MODE mode must be 0 (policy) or 1 (direct), got %r" % (msg.mode,))
+            return _MODE.pack(msg.seq, msg.mode)
     except struct.error as exc:
         raise ValueError("cannot encode %r: %s" % (msg, exc))
     raise TypeError("not a sim2real message: %r" % (msg,))
@@ -387,6 +507,18 @@ def decode_payload(msg_type, payload):
     if msg_type == MsgType.HEARTBEAT:
         _expect_size(payload, _HEARTBEAT.size, "HEARTBEAT")
         return Heartbeat(_HEARTBEAT.unpack(payload)[0])
+    if msg_type == MsgType.GOAL:
+        _expect_size(payload, _GOAL.size, "GOAL")
+        vals = _GOAL.unpack(payload)
+        if vals[1] & ~GOAL_HAS_QUAT:
+            raise ProtocolError("GOAL flags must be 0 or 1, got %d" % vals[1])
+        return Goal(vals[0], vals[2:5], vals[5:9] if vals[1] & GOAL_HAS_QUAT else None)
+    if msg_type == MsgType.MODE:
+        _expect_size(payload, _MODE.size, "MODE")
+        seq, mode = _MODE.unpack(payload)
+        if mode not in ServerMode.NAMES:
+            raise ProtocolError("MODE mode must be 0 (policy) or 1 (direct), got %d" % mode)
+        return Mode(seq, mode)
     raise ProtocolError("unknown frame type %d" % msg_type)
 
 

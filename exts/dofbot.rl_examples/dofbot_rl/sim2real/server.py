@@ -4,16 +4,30 @@ Runs on the Dofbot's Jetson Nano: standard library only, Python 3.6 compatible.
 ``python3 dofbot_server.pyz --arm armlib`` (see :mod:`dofbot_rl.sim2real.bundle`) or
 ``dofbot-rl serve --arm armlib``; ``--help`` lists the options.
 
-Safety is decided here, whatever a client sends:
+Two ways to drive the arm:
 
-* every target is clamped to ``robot.SAFE_LIMITS_LOWER/UPPER``; non-finite targets are
-  ignored;
+* **direct** (the default): the controlling client streams COMMAND frames (joint targets);
+* **policy mode** (``--policy policy.npz``, needs numpy): the server runs the exported
+  policy itself (:class:`PolicyRunner` around
+  :class:`dofbot_rl.sim2real.onboard.OnboardController`) at the control rate, toward a
+  goal from ``--goal`` or from a client's GOAL frame (protocol v1.1). COMMAND frames are
+  refused with ERROR ``POLICY_MODE`` unless the controlling client first takes over with
+  a MODE ``direct`` frame; when that client leaves, the server holds (or releases) and
+  returns to policy mode without a goal, so the arm stays still until the next GOAL.
+
+Safety is decided here, whatever a client sends, and the policy goes through the same
+rules:
+
+* every target is clamped to :data:`LIMITS_LOWER` / :data:`LIMITS_UPPER`: the safe
+  limits ``robot.SAFE_LIMITS_*`` for joints 1-5 and the gripper's full open/close range
+  (``robot.TELEOP_LIMITS_*``); non-finite targets are ignored;
 * the servos are written at most ``max_rate_hz`` times per second, and each write moves
   every joint at most ``max_step_deg`` from the previous write (a far target becomes a
   ramp), so the commanded speed is bounded by ``max_step_deg * max_rate_hz``;
 * when the controlling client goes silent for ``heartbeat_ms`` or disconnects, the
   server stops following and holds the last pose it wrote (``on_timeout="hold"``) or
-  switches servo torque off (``"release"``);
+  switches servo torque off (``"release"``); in policy mode the policy, not the client,
+  drives the arm, so it keeps going to its goal;
 * one controlling client at a time; others are refused with a REFUSED frame (v1);
 * malformed, truncated, oversized or hostile input closes that connection, never the
   server; frame sizes are bounded before anything is buffered.
@@ -45,6 +59,13 @@ MAX_SERVO_MOVE_MS = 2000
 #: Move time (ms) of the first write after start-up or after torque was off: the arm may
 #: be anywhere, so it is brought to the first target slowly.
 HOME_MOVE_MS = 1000
+#: Joint limits (rad, task order) every target is clamped to: ``robot.TELEOP_LIMITS_*``,
+#: i.e. the safe limits ``robot.SAFE_LIMITS_*`` for joints 1-5 and the gripper's full
+#: open/close range (-30..60 deg), so keyboard teleop opens and closes the real gripper.
+LIMITS_LOWER = tuple(robot.TELEOP_LIMITS_LOWER)
+LIMITS_UPPER = tuple(robot.TELEOP_LIMITS_UPPER)
+#: Servo move time (ms) sent with the policy's targets in policy mode.
+POLICY_MOVE_MS = 50
 _NAN6 = (float("nan"),) * robot.NUM_DOF
 
 
@@ -70,7 +91,8 @@ class ControllerStatus(typing.NamedTuple):
 class ArmController(object):
     """The one thread that talks to the arm; applies the safety rules of this module.
 
-    Network sessions call :meth:`command` and :meth:`link_lost`; :meth:`run` (on its own
+    Network sessions (and :class:`PolicyRunner`) call :meth:`command`, :meth:`link_lost`
+    and :meth:`hold`; :meth:`run` (on its own
     thread) writes the servos at most ``max_rate_hz`` times per second, each write at most
     ``max_step_deg`` per joint from the previous one, and reads the servos back round-robin
     so that each is read about ``readback_hz`` times per second.
@@ -82,8 +104,9 @@ class ArmController(object):
         on_timeout: ``"hold"`` (write the last pose again and stop following) or
             ``"release"`` (torque off) when the link is lost.
         readback_hz: servo read-back rate per servo (Hz); 0 disables read-back.
-        lower, upper: joint limits (rad) every target is clamped to; within the hardware
-            limits ``robot.JOINT_LIMITS_LOWER/UPPER``.
+        lower, upper: joint limits (rad) every target is clamped to (default
+            :data:`LIMITS_LOWER` / :data:`LIMITS_UPPER`); within the hardware limits
+            ``robot.JOINT_LIMITS_LOWER/UPPER``.
         clock: time source (s).
 
     Raises:
@@ -91,7 +114,7 @@ class ArmController(object):
     """
 
     def __init__(self, arm, max_step_deg=5.0, max_rate_hz=60.0, on_timeout="hold", readback_hz=20.0,
-                 lower=robot.SAFE_LIMITS_LOWER, upper=robot.SAFE_LIMITS_UPPER, clock=time.monotonic):
+                 lower=LIMITS_LOWER, upper=LIMITS_UPPER, clock=time.monotonic):
         if not max_step_deg > 0:
             raise ValueError("max_step_deg must be > 0, got %r" % (max_step_deg,))
         if not max_rate_hz > 0:
@@ -118,14 +141,14 @@ class ArmController(object):
         self._applied = None
         self._holding = True
         self._torque_on = None  # unknown until the first write or release
-        self._pending_loss = None
+        self._pending_loss = None  # (action "hold" | "release", reason)
         self._next_write = 0.0
         self._readback = list(_NAN6)
         self._readback_t = [None] * robot.NUM_DOF
         self._next_servo = 0
-        #: ``(time s, "hold" | "release", reason)`` of the last 1000 link losses acted on.
+        #: ``(time s, "hold" | "release", reason)`` of the last 1000 holds / releases acted on.
         self.events = collections.deque(maxlen=1000)
-        #: Number of link losses acted on since start.
+        #: Number of holds / releases acted on since start.
         self.num_events = 0
         self.num_writes = 0
         self.num_io_errors = 0
@@ -155,11 +178,18 @@ class ArmController(object):
         return flags, True
 
     def link_lost(self, reason):
-        """Stop following: the run loop holds the last pose or releases torque at once."""
+        """Stop following: the run loop holds the last pose or releases torque (``on_timeout``) at once."""
+        self._stop_following(self.on_timeout, reason)
+
+    def hold(self, reason):
+        """Stop following and hold the last pose written, whatever ``on_timeout`` says."""
+        self._stop_following("hold", reason)
+
+    def _stop_following(self, action, reason):
         with self._cv:
             self._target = None
             self._holding = True
-            self._pending_loss = str(reason)
+            self._pending_loss = (action, str(reason))
             self._cv.notify_all()
 
     def status(self):
@@ -223,7 +253,7 @@ class ArmController(object):
             if job is None:
                 return
             if job[0] == "loss":
-                self._act_on_loss(job[1])
+                self._act_on_loss(*job[1])
             elif job[0] == "write":
                 self._write(*job[1:])
             else:
@@ -235,7 +265,7 @@ class ArmController(object):
             self._target = None
             self._holding = True
             self._pending_loss = None
-        self._act_on_loss(reason)
+        self._act_on_loss(self.on_timeout, reason)
 
     def _write_pending(self):
         """Under the lock: a target is live and the written pose has not reached it."""
@@ -277,9 +307,9 @@ class ArmController(object):
             with self._cv:
                 self._applied = None
 
-    def _act_on_loss(self, reason):
+    def _act_on_loss(self, action, reason):
         try:
-            if self.on_timeout == "release":
+            if action == "release":
                 self.arm.set_torque(False)
                 with self._cv:
                     self._torque_on = False
@@ -292,11 +322,10 @@ class ArmController(object):
                     self.num_writes += 1
         except Exception:
             self.num_io_errors += 1
-            _log.exception("servo %s after link loss failed", self.on_timeout)
-        kind = "release" if self.on_timeout == "release" else "hold"
-        self.events.append((self._clock(), kind, reason))
+            _log.exception("servo %s failed", action)
+        self.events.append((self._clock(), action, reason))
         self.num_events += 1
-        _log.info("%s: %s", kind, reason)
+        _log.info("%s: %s", action, reason)
 
     def _read_one(self, index):
         try:
@@ -311,6 +340,143 @@ class ArmController(object):
         with self._cv:
             self._readback[index] = q
             self._readback_t[index] = self._clock()
+
+
+
+class PolicyRunner(object):
+    """Policy mode: runs an onboard policy on its own thread, through the arm's safety layer.
+
+    Every ``1 / rate_hz`` s, while the mode is ``"policy"`` and a goal is set, one tick
+    reads the :class:`ArmController`'s read-back, runs ``onboard.step`` and hands the
+    targets to :meth:`ArmController.command` (clamp, step and rate limits apply). Without
+    a goal, or in ``"direct"`` mode, it commands nothing and the arm holds. The runner
+    starts in ``"policy"`` mode. Network sessions call :meth:`set_goal`,
+    :meth:`take_over`, :meth:`resume` and :meth:`end_takeover`; only the runner's thread
+    touches ``onboard``.
+
+    Args:
+        onboard: an :class:`~dofbot_rl.sim2real.onboard.OnboardController` (duck-typed:
+            ``control_rate_hz``, ``reset()``, ``set_goal(pos, quat)``,
+            ``step(readback_rad, now_s) -> 6 targets``).
+        controller: the server's :class:`ArmController`.
+        move_ms: servo move time sent with each target (ms).
+        rate_hz: ticks per second; default ``onboard.control_rate_hz`` (60 Hz).
+        goal, goal_quat: initial goal (m, base frame) and quaternion, or None.
+        clock: time source (s).
+
+    Raises:
+        ValueError: a bad rate, move time or goal.
+    """
+
+    def __init__(self, onboard, controller, move_ms=POLICY_MOVE_MS, rate_hz=None, goal=None, goal_quat=None,
+                 clock=time.monotonic):
+        self.rate_hz = float(rate_hz or onboard.control_rate_hz)
+        if not self.rate_hz > 0:
+            raise ValueError("policy rate must be > 0 Hz, got %r" % (rate_hz,))
+        if not 0 <= int(move_ms) <= MAX_SERVO_MOVE_MS:
+            raise ValueError("policy move time must be in 0..%d ms, got %r" % (MAX_SERVO_MOVE_MS, move_ms))
+        self.onboard = onboard
+        self.controller = controller
+        self.move_ms = int(move_ms)
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._mode = P.ServerMode.POLICY
+        self._goal = None if goal is None else P.check_goal(goal, goal_quat)
+        self._generation = 0  # bumped by every goal or mode change
+        #: Policy ticks that commanded the arm, and ticks that failed (each failure holds the arm).
+        self.num_ticks = 0
+        self.num_errors = 0
+
+    @property
+    def mode(self):
+        """``P.ServerMode.POLICY`` or ``P.ServerMode.DIRECT``."""
+        return self._mode
+
+    @property
+    def goal(self):
+        """``(pos, quat or None)`` of the goal followed, or None."""
+        return self._goal
+
+    def set_goal(self, pos, quat=None):
+        """Set the goal (m, base frame; quaternion w, x, y, z or None); used at once in policy mode.
+
+        In direct mode the goal is kept for when the policy resumes.
+
+        Raises:
+            ValueError: see :func:`dofbot_rl.sim2real.protocol.check_goal` (nothing changes).
+        """
+        goal = P.check_goal(pos, quat)
+        with self._lock:
+            self._goal = goal
+            self._generation += 1
+        _log.info("goal %s%s", ",".join("%.3f" % v for v in goal[0]),
+                  "" if goal[1] is None else " quat " + ",".join("%.3f" % v for v in goal[1]))
+
+    def take_over(self, reason):
+        """Direct mode: pause the policy, forget its goal, hold the arm until the client commands."""
+        with self._lock:
+            if self._mode == P.ServerMode.DIRECT:
+                return
+            self._mode = P.ServerMode.DIRECT
+            self._goal = None
+            self._generation += 1
+            self.controller.hold("direct mode: %s" % reason)
+
+    def resume(self):
+        """Policy mode again (with the goal set since, if any)."""
+        with self._lock:
+            if self._mode == P.ServerMode.POLICY:
+                return
+            self._mode = P.ServerMode.POLICY
+            self._generation += 1
+        _log.info("policy mode")
+
+    def end_takeover(self):
+        """The client that took over is gone: policy mode without a goal (the arm stays still)."""
+        with self._lock:
+            self._goal = None
+            self._generation += 1
+            self._mode = P.ServerMode.POLICY
+        _log.info("policy mode (no goal until the next GOAL)")
+
+    def run(self, stop_event):
+        """Tick at ``rate_hz`` until ``stop_event`` is set (call on a dedicated thread)."""
+        period = 1.0 / self.rate_hz
+        running = None  # generation the onboard controller follows, None while idle
+        next_t = self._clock()
+        while not stop_event.is_set():
+            with self._lock:
+                gen, goal = self._generation, self._goal
+                active = self._mode == P.ServerMode.POLICY and goal is not None
+            if not active:
+                running = None
+            else:
+                try:
+                    if running is None:
+                        self.onboard.reset()  # velocities and last action start again from rest
+                    if gen != running:
+                        self.onboard.set_goal(*goal)
+                        running = gen
+                    targets = self.onboard.step(self.controller.status().readback, self._clock())
+                    with self._lock:  # a goal or mode change during the step wins
+                        if self._generation == gen:
+                            self.controller.command(targets, self.move_ms)
+                            self.num_ticks += 1
+                except Exception:  # a bad step must not kill the thread: hold and wait for a new goal
+                    self.num_errors += 1
+                    _log.exception("policy step failed: holding the arm until the next GOAL")
+                    with self._lock:
+                        if self._generation == gen:
+                            self._goal = None
+                            self._generation += 1
+                    self.controller.hold("policy step failed")
+                    running = None
+            next_t += period
+            delay = next_t - self._clock()
+            if delay > 0:
+                stop_event.wait(delay)
+            elif delay < -period:  # fell behind (slow machine): do not try to catch up
+                next_t = self._clock()
 
 
 class _Close(Exception):
@@ -341,6 +507,11 @@ class Sim2RealServer(object):
         max_connections: simultaneous connections (others are refused at once).
         max_observers: simultaneous v1 observe-only (real->sim) clients.
         send_timeout_s: a client that does not read its ACKs for this long (s) is dropped.
+        policy: an :class:`~dofbot_rl.sim2real.onboard.OnboardController` to run in policy
+            mode (v1 only), or None (direct mode only).
+        goal, goal_quat: the policy's first goal (m, base frame; quaternion w, x, y, z) or
+            None (the arm stays still until a client's GOAL).
+        policy_move_ms: servo move time (ms) sent with the policy's targets.
 
     Raises:
         ValueError: a bad argument (named).
@@ -350,9 +521,15 @@ class Sim2RealServer(object):
     def __init__(self, arm, host="0.0.0.0", port=P.DEFAULT_PORT, protocol="v1", token=None,
                  heartbeat_ms=200, on_timeout="hold", max_step_deg=5.0, max_rate_hz=60.0,
                  readback_hz=20.0, handshake_timeout_s=2.0, max_connections=8, max_observers=2,
-                 send_timeout_s=1.0):
+                 send_timeout_s=1.0, policy=None, goal=None, goal_quat=None, policy_move_ms=POLICY_MOVE_MS):
         if protocol not in ("v1", "legacy"):
             raise ValueError("protocol must be 'v1' or 'legacy', got %r" % (protocol,))
+        if policy is not None and protocol != "v1":
+            raise ValueError("policy mode needs protocol v1 (legacy clients cannot send goals)")
+        if goal is not None and policy is None:
+            raise ValueError("a goal needs a policy (--policy policy.npz)")
+        if policy is not None and not readback_hz > 0:
+            raise ValueError("policy mode needs servo read-back (readback_hz > 0), got %r" % (readback_hz,))
         if protocol == "legacy" and token is not None:
             raise ValueError("the legacy protocol has no authentication; a token needs protocol v1")
         if token is not None and not isinstance(token, bytes):
@@ -370,9 +547,14 @@ class Sim2RealServer(object):
         self.send_timeout_s = float(send_timeout_s)
         self.controller = ArmController(arm, max_step_deg=max_step_deg, max_rate_hz=max_rate_hz,
                                         on_timeout=on_timeout, readback_hz=readback_hz)
-        self._welcome = P.Welcome(P.PROTOCOL_VERSION, int(heartbeat_ms),
+        #: The :class:`PolicyRunner` of policy mode, or None.
+        self.policy = None
+        if policy is not None:
+            self.policy = PolicyRunner(policy, self.controller, move_ms=policy_move_ms, goal=goal,
+                                       goal_quat=goal_quat)
+        self._welcome = P.Welcome(P.welcome_version(), int(heartbeat_ms),
                                   int(min(max(round(max_rate_hz), 1), 0xFFFF)),
-                                  robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER)
+                                  self.controller.lower, self.controller.upper)
         #: Move time (ms) for legacy targets, which carry none: two write periods.
         self._legacy_move_ms = int(round(2000.0 / max_rate_hz))
         family, socktype, proto, _, sockaddr = socket.getaddrinfo(
@@ -393,7 +575,7 @@ class Sim2RealServer(object):
         #: Clock time (s, ``time.monotonic``) of the last frame from the controlling client.
         self.last_control_frame_s = None
         self.stats = {"connections": 0, "refused": 0, "protocol_errors": 0, "frames": 0,
-                      "commands": 0, "timeouts": 0}
+                      "commands": 0, "timeouts": 0, "goals": 0, "mode_changes": 0}
 
     @property
     def address(self):
@@ -424,10 +606,15 @@ class Sim2RealServer(object):
         arm_thread = threading.Thread(target=self.controller.run, args=(arm_stop,),
                                       name="dofbot-arm", daemon=True)
         arm_thread.start()
+        policy_thread = None
+        if self.policy is not None:
+            policy_thread = threading.Thread(target=self.policy.run, args=(arm_stop,), name="dofbot-policy",
+                                             daemon=True)
+            policy_thread.start()
         host, port = self.address
-        _log.info("serving %s on %s:%d (heartbeat %d ms, on timeout %s, auth %s)", self.protocol, host,
+        _log.info("serving %s on %s:%d (heartbeat %d ms, on timeout %s, auth %s, %s)", self.protocol, host,
                   port, int(self.heartbeat_s * 1000), self.controller.on_timeout,
-                  "token" if self.token else "none")
+                  "token" if self.token else "none", self._mode_line())
         try:
             while not (stop_event.is_set() or self._stopping.is_set()):
                 try:
@@ -448,9 +635,18 @@ class Sim2RealServer(object):
             for thread in threads:
                 thread.join(timeout=2.0)
             arm_stop.set()
+            if policy_thread is not None:
+                policy_thread.join(timeout=2.0)
             arm_thread.join(timeout=2.0)
             self.controller.final_action("server stopping")
             _log.info("stopped")
+
+    def _mode_line(self):
+        if self.policy is None:
+            return "direct mode"
+        goal = self.policy.goal
+        return "policy mode at %.0f Hz, goal %s" % (
+            self.policy.rate_hz, "none (waiting for GOAL)" if goal is None else ",".join("%.3f" % v for v in goal[0]))
 
     def _start_session(self, conn, peer):
         with self._lock:
@@ -499,8 +695,14 @@ class Sim2RealServer(object):
     def _release(self, conn, reason):
         with self._lock:
             if self._controlling is conn:
-                # Hold first, then free the slot: a new controller can only start after.
-                self.controller.link_lost("%s (controlling client)" % reason)
+                if self.policy is not None and self.policy.mode == P.ServerMode.POLICY:
+                    # The policy drives the arm, not this client: it keeps going to its goal.
+                    _log.info("controlling client gone (%s); the policy keeps driving", reason)
+                else:
+                    # Hold first, then free the slot: a new controller can only start after.
+                    self.controller.link_lost("%s (controlling client)" % reason)
+                    if self.policy is not None:
+                        self.policy.end_takeover()
                 self._controlling = None
             self._observers.discard(conn)
             self._sessions.pop(conn, None)
@@ -596,21 +798,52 @@ class Sim2RealServer(object):
                 deadline = time.monotonic() + self.heartbeat_s
 
     def _v1_live(self, conn, role, msg):
-        if isinstance(msg, P.Command):
-            if role != P.Role.CONTROL:
-                raise _Close("observer sent COMMAND", P.Error(P.ErrorCode.UNEXPECTED, "observers cannot command"))
+        name = type(msg).__name__.upper()
+        if isinstance(msg, P.Heartbeat):
+            flags, seq = P.ACK_HEARTBEAT, msg.seq
+        elif not isinstance(msg, (P.Command, P.Goal, P.Mode)):
+            raise _Close("unexpected %s" % name, P.Error(P.ErrorCode.UNEXPECTED, "unexpected %s in a session" % name))
+        elif role != P.Role.CONTROL:
+            raise _Close("observer sent %s" % name,
+                         P.Error(P.ErrorCode.UNEXPECTED, "observers cannot send %s (connect as controller)" % name))
+        elif isinstance(msg, P.Command):
+            if self.policy is not None and self.policy.mode == P.ServerMode.POLICY:
+                raise _Close("COMMAND refused in policy mode", P.Error(
+                    P.ErrorCode.POLICY_MODE, "policy mode: the server's policy drives the arm; send GOAL, "
+                                             "or MODE direct to take over first"))
             self.stats["commands"] += 1
             flags, _ = self.controller.command(msg.q, msg.move_ms)
             seq = msg.seq
-        elif isinstance(msg, P.Heartbeat):
-            flags, seq = P.ACK_HEARTBEAT, msg.seq
         else:
-            raise _Close("unexpected %s" % type(msg).__name__,
-                         P.Error(P.ErrorCode.UNEXPECTED, "unexpected %s in a session" % type(msg).__name__))
+            flags, seq = self._v1_policy_frame(msg), msg.seq
         status = self.controller.status()
         flags |= self.controller.ack_flags(status)
+        if self.policy is not None and self.policy.mode == P.ServerMode.POLICY:
+            flags |= P.ACK_POLICY
         conn.sendall(P.encode(P.Ack(seq, flags, status.readback_age_ms, status.target, status.applied,
                                     status.readback)))
+
+    def _v1_policy_frame(self, msg):
+        """GOAL or MODE from the controlling client; returns ACK flags (``ACK_REJECTED`` for a bad goal)."""
+        if self.policy is None:
+            if isinstance(msg, P.Mode) and msg.mode == P.ServerMode.DIRECT:
+                return 0  # already direct: nothing to take over
+            raise _Close("%s without a policy" % type(msg).__name__.upper(), P.Error(
+                P.ErrorCode.NO_POLICY, "this server runs no policy (start it with --policy policy.npz)"))
+        if isinstance(msg, P.Goal):
+            self.stats["goals"] += 1
+            try:
+                self.policy.set_goal(msg.pos, msg.quat)
+            except ValueError as exc:
+                _log.warning("goal rejected: %s", exc)
+                return P.ACK_REJECTED
+            return 0
+        self.stats["mode_changes"] += 1
+        if msg.mode == P.ServerMode.DIRECT:
+            self.policy.take_over("the controlling client took over")
+        else:
+            self.policy.resume()
+        return 0
 
     # -- legacy -----------------------------------------------------------------------
 
@@ -658,12 +891,25 @@ def _peer(peer):
 # ----------------------------------------------------------------------------------
 
 
+def _float_list(n, what):
+    def parse(text):
+        try:
+            vals = [float(v) for v in text.split(",")]
+        except ValueError:
+            vals = []
+        if len(vals) != n or not all(math.isfinite(v) for v in vals):
+            raise argparse.ArgumentTypeError("%s must be %d comma-separated numbers, got %r" % (what, n, text))
+        return vals
+    return parse
+
+
 def build_arg_parser():
     """The ``serve`` command line (also used by ``dofbot-rl serve``)."""
     p = argparse.ArgumentParser(
         prog="dofbot-rl serve",
-        description="Dofbot sim-to-real server: receives joint targets over TCP and drives the arm "
-                    "safely (clamped to the safe limits, rate and step limited, holds on link loss).")
+        description="Dofbot sim-to-real server: receives joint targets (or, with --policy, goals for the "
+                    "policy it runs itself) over TCP and drives the arm safely (clamped to the safe limits, "
+                    "rate and step limited, holds on link loss).")
     p.add_argument("--arm", choices=("sim", "armlib"), default="sim",
                    help="arm driver: 'armlib' = the real Dofbot through Yahboom's Arm_Lib (on the Jetson), "
                         "'sim' = a simulated servo bus (dry runs)")
@@ -681,8 +927,19 @@ def build_arg_parser():
     p.add_argument("--max-step-deg", type=float, default=5.0,
                    help="largest joint change between two servo writes (deg)")
     p.add_argument("--max-rate-hz", type=float, default=60.0, help="most servo writes per second")
-    p.add_argument("--readback-hz", type=float, default=20.0,
-                   help="read-back rate per servo (Hz), 0 disables read-back")
+    p.add_argument("--readback-hz", type=float, default=None,
+                   help="read-back rate per servo (Hz), 0 disables read-back (default 20, 30 with --policy)")
+    p.add_argument("--policy", default=None,
+                   help="policy mode: run this exported policy (.npz from `dofbot-rl export format=npz`, needs "
+                        "numpy) at its control rate toward --goal or a client's GOAL; clients' COMMANDs are "
+                        "refused unless they take over (MODE direct)")
+    p.add_argument("--goal", type=_float_list(3, "--goal"), default=None,
+                   help="with --policy: first goal x,y,z (m, robot base frame), e.g. 0.17,0.15,0.25 "
+                        "(default: none, the arm stays still until a client sends one)")
+    p.add_argument("--goal-quat", type=_float_list(4, "--goal-quat"), default=None,
+                   help="with --goal: goal orientation w,x,y,z (default identity)")
+    p.add_argument("--move-ms", type=int, default=POLICY_MOVE_MS,
+                   help="with --policy: servo move time sent with the policy's targets (ms)")
     p.add_argument("--log-file", default=None, help="log to this file (rotated at 5 MB) instead of stderr")
     p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"))
     p.add_argument("--sim-read-latency-ms", type=float, default=3.0,
@@ -709,6 +966,25 @@ def make_arm(name, sim_read_latency_ms=3.0, sim_read_failure=0.02, seed=0):
     raise ValueError("arm must be 'sim' or 'armlib', got %r" % (name,))
 
 
+def load_policy(path):
+    """An :class:`~dofbot_rl.sim2real.onboard.OnboardController` for the ``.npz`` policy at ``path``.
+
+    numpy is imported here, so the server itself stays standard-library only.
+
+    Raises:
+        ImportError: numpy is missing.
+        ValueError: the file is missing, unreadable or not a 29 -> 6 dofbot-rl policy
+            (``npz_policy.PolicyFileError``).
+    """
+    from .npz_policy import NumpyPolicy
+    from .onboard import OnboardController
+
+    onboard = OnboardController(NumpyPolicy.from_npz(path))
+    _log.info("policy %s: %d -> %d, %s, %.0f Hz", path, onboard.policy.num_observations, onboard.policy.num_actions,
+              onboard.policy.activation, onboard.control_rate_hz)
+    return onboard
+
+
 def _configure_logging(log_file, level):
     root = logging.getLogger()
     if log_file:
@@ -729,9 +1005,16 @@ def main(argv=None):
 
     Returns:
         0 after a clean stop, 1 when the server cannot start (bad token file, port in use,
-        ``Arm_Lib`` missing); argparse exits with 2 on bad arguments.
+        ``Arm_Lib`` missing, a bad ``--policy`` file or no numpy for it), with one log line
+        saying why; argparse exits with 2 on bad arguments.
     """
-    args = build_arg_parser().parse_args(argv)
+    parser = build_arg_parser()
+    args = parser.parse_args(argv)
+    if args.policy is None and (args.goal is not None or args.goal_quat is not None):
+        parser.error("--goal and --goal-quat need --policy")
+    if args.goal_quat is not None and args.goal is None:
+        parser.error("--goal-quat needs --goal")
+    readback_hz = args.readback_hz if args.readback_hz is not None else (30.0 if args.policy else 20.0)
     handler = _configure_logging(args.log_file, args.log_level)
     try:
         token = None
@@ -741,13 +1024,15 @@ def main(argv=None):
                 _log.warning("token file %s is readable by other users (chmod 600 it)", args.token_file)
         elif args.protocol == "v1" and args.host not in ("127.0.0.1", "localhost", "::1"):
             _log.warning("no --token-file: anyone who can reach %s:%d can move the arm", args.host, args.port)
+        onboard = load_policy(args.policy) if args.policy else None
         arm = make_arm(args.arm, args.sim_read_latency_ms, args.sim_read_failure, args.seed)
         server = Sim2RealServer(arm, host=args.host, port=args.port, protocol=args.protocol, token=token,
                                 heartbeat_ms=args.heartbeat_ms, on_timeout=args.on_timeout,
                                 max_step_deg=args.max_step_deg, max_rate_hz=args.max_rate_hz,
-                                readback_hz=args.readback_hz)
+                                readback_hz=readback_hz, policy=onboard, goal=args.goal, goal_quat=args.goal_quat,
+                                policy_move_ms=args.move_ms)
     except (ValueError, ImportError, OSError) as exc:
-        _log.error("cannot start: %s", exc)
+        _log.error("cannot start: %s", " ".join(str(exc).split()))  # one line, even for multi-line errors
         logging.getLogger().removeHandler(handler)
         return 1
     stop = threading.Event()

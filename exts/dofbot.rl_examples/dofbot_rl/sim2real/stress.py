@@ -19,6 +19,7 @@ import typing
 
 from .. import robot
 from . import protocol as P
+from .server import LIMITS_LOWER, LIMITS_UPPER
 
 #: The directory that holds the ``dofbot_rl`` package (for child processes' PYTHONPATH).
 PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -46,9 +47,9 @@ def _hostile_float(rng):
         return rng.choice((1.0, -1.0)) * 10.0 ** rng.uniform(2, 308)
     if pick < 0.34:
         return rng.choice((5e-324, -5e-324, 0.0, -0.0))
-    if pick < 0.60:  # just around the safe limits
+    if pick < 0.60:  # just around the server's limits
         i = rng.randrange(robot.NUM_DOF)
-        edge = rng.choice((robot.SAFE_LIMITS_LOWER[i], robot.SAFE_LIMITS_UPPER[i]))
+        edge = rng.choice((LIMITS_LOWER[i], LIMITS_UPPER[i]))
         return edge + rng.uniform(-0.05, 0.05)
     return rng.uniform(-2 * math.pi, 2 * math.pi)
 
@@ -62,9 +63,24 @@ def _random_bytes(rng, n):
     return bytes(rng.getrandbits(8) for _ in range(n))
 
 
-def _benign(rng):
-    """A well-formed frame with hostile values: the server must answer, not hang up."""
+def _hostile_goal(rng):
+    """A GOAL with hostile values: NaN / inf / huge / near-zero positions and quaternions."""
+    pos = [_hostile_float(rng) if rng.random() < 0.5 else rng.uniform(-0.4, 0.4) for _ in range(3)]
+    quat = None
+    if rng.random() < 0.5:
+        quat = [_hostile_float(rng) if rng.random() < 0.5 else rng.uniform(-1, 1) for _ in range(4)]
+    return P.encode(P.Goal(rng.getrandbits(32), pos, quat))  # encode() does not judge values
+
+
+def _benign(rng, policy=False):
+    """A well-formed frame with hostile values: the server must answer, not hang up.
+
+    ``policy``: the server is in policy mode, where GOAL frames are answered and COMMAND
+    frames are fatal (ERROR ``POLICY_MODE``).
+    """
     kind = rng.random()
+    if policy:
+        return _hostile_goal(rng) if kind < 0.7 else P.encode(P.Heartbeat(rng.getrandbits(32)))
     if kind < 0.70:
         q = [_hostile_float(rng) for _ in range(robot.NUM_DOF)]
         return P.encode(P.Command(rng.getrandbits(32), rng.randrange(P.MAX_MOVE_MS + 1), q))
@@ -90,7 +106,7 @@ def _fatal_bytes(rng, role, kind):
         size = rng.choice((0, 1, 53, 55, 100))
         return _frame(P.MsgType.COMMAND, _random_bytes(rng, size))
     if kind == 1:  # unknown type
-        return _frame(rng.choice((0, 10, 77, 255)), _random_bytes(rng, rng.randrange(16)))
+        return _frame(rng.choice((0, 12, 77, 255)), _random_bytes(rng, rng.randrange(16)))
     if kind == 2:  # oversized announcement, followed by junk
         return _frame(P.MsgType.COMMAND, _random_bytes(rng, rng.randrange(600)),
                       length=rng.randrange(P.MAX_PAYLOAD + 1, 1 << 32))
@@ -136,7 +152,7 @@ def _read_reply(sock, timeout_s):
     return None
 
 
-def fuzz_server(host, port, num_frames=10000, seed=0, token=None, time_budget_s=60.0):
+def fuzz_server(host, port, num_frames=10000, seed=0, token=None, time_budget_s=60.0, policy=False):
     """Send at least ``num_frames`` random, truncated, oversized or hostile frames.
 
     Most sessions complete the handshake (as controller or observer, sometimes with a
@@ -145,6 +161,10 @@ def fuzz_server(host, port, num_frames=10000, seed=0, token=None, time_budget_s=
     size, unknown type, oversized length, bad magic or version, noise, a frame not allowed
     in a session, a truncated frame) or an abrupt close; others send garbage before any
     handshake. Stops after ``num_frames`` frames or ``time_budget_s`` seconds.
+
+    ``policy=True`` fuzzes a server in policy mode: controllers send GOAL frames with
+    hostile positions and quaternions instead of COMMANDs, and a COMMAND is one of the
+    fatal frames (it must be refused).
 
     Returns:
         A :class:`FuzzReport`.
@@ -184,14 +204,15 @@ def fuzz_server(host, port, num_frames=10000, seed=0, token=None, time_budget_s=
                     frames += 1
                     fatal += 1
                     break
-                if role == P.Role.OBSERVE:
-                    if rng.random() < 0.2:  # an observer may not command: fatal too
+                if role == P.Role.OBSERVE or policy:
+                    if rng.random() < 0.2:  # an observer may not command, nor anyone in policy mode: fatal
                         _send(sock, P.encode(P.Command(1, 10, (0.0,) * 6)), rng)
                         frames += 1
                         fatal += 1
                         broke = True
                         break
-                    _send(sock, P.encode(P.Heartbeat(rng.getrandbits(32))), rng)
+                    _send(sock, (_benign(rng, policy) if role == P.Role.CONTROL
+                                 else P.encode(P.Heartbeat(rng.getrandbits(32)))), rng)
                 else:
                     _send(sock, _benign(rng), rng)
                 frames += 1

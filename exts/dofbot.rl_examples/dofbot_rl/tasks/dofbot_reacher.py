@@ -7,6 +7,11 @@ conservative limits, control at 60 Hz on a 120 Hz simulation, reward
 episodes. Dropped from the reference: the rotation reward it computed and never used,
 the ShadowHand config keys it never read, and action smoothing with factor 1.0 (a no-op).
 
+Training for transfer (``task.randomization``, all off by default, ``docs/transfer.md``):
+observation noise on the joint entries, action latency of k control steps, the servo's
+move time as a slew limit on the applied targets, and per-env PD gain and link mass
+scales drawn at each reset (through the backend's optional ``set_dynamics_scales``).
+
 The task talks to the simulator only through the physics seam
 (:class:`dofbot_rl.physics.base.PhysicsBackend`) and imports none.
 """
@@ -17,7 +22,8 @@ from typing import Dict, Optional
 import torch
 
 from dofbot_rl import robot
-from dofbot_rl.physics.base import PhysicsBackend
+from dofbot_rl.config import ConfigError, RandomizationConfig, randomization_problems
+from dofbot_rl.physics.base import PhysicsBackend, SupportsDynamicsScales
 from dofbot_rl.tasks import reacher_math as rm
 
 log = logging.getLogger(__name__)
@@ -39,21 +45,30 @@ class DofbotReacher:
         1 where the episode ended this step; ``progress_buf`` (num_envs,) control steps
         into the episode; ``successes`` (num_envs,) goals reached this episode;
         ``goal_pos`` (num_envs, 3) m, env frame; ``goal_rot`` (num_envs, 4);
-        ``actions`` (num_envs, 6) the last applied actions; ``joint_pos_targets``
-        (num_envs, 6) rad; ``tip_pos`` (num_envs, 3) m.
+        ``actions`` (num_envs, 6) the last applied actions; ``commanded_targets``
+        (num_envs, 6) rad, the joint targets the actions (or teleop) asked for this step;
+        ``joint_pos_targets`` (num_envs, 6) rad, the targets sent to the simulator this step
+        (``commanded_targets`` delayed by ``action_latency_steps`` and slew-limited by
+        ``servo_move_time_s``; equal to them when both are off); ``pd_gain_scale``
+        (num_envs, 6) and ``link_mass_scale`` (num_envs,), the dynamics scales of the
+        current episode (ones unless randomised); ``tip_pos`` (num_envs, 3) m.
 
     Args:
         env_cfg: the ``task.env`` config section (see :class:`dofbot_rl.config.EnvConfig`).
         physics: the simulator, with ``physics.num_envs == env_cfg.num_envs``.
+        randomization: the ``task.randomization`` section
+            (:class:`dofbot_rl.config.RandomizationConfig`); None: everything off.
 
     Raises:
         ValueError: if the physics backend's size does not match the config.
+        ConfigError: for invalid randomization values, or gain / mass ranges other than
+            ``[1, 1]`` on a backend without ``set_dynamics_scales``.
     """
 
     num_observations = NUM_OBS
     num_actions = NUM_ACTIONS
 
-    def __init__(self, env_cfg, physics: PhysicsBackend):
+    def __init__(self, env_cfg, physics: PhysicsBackend, randomization=None):
         if physics.num_envs != env_cfg.num_envs or physics.num_dof != robot.NUM_DOF:
             raise ValueError(
                 f"physics backend has {physics.num_envs} envs x {physics.num_dof} dofs, "
@@ -102,6 +117,7 @@ class DofbotReacher:
         self._nonfinite_envs = torch.zeros(n, dtype=torch.bool, device=d)
         self._sync_each_step = self.device.type == "cpu"
         self._steps_to_timeout = 0
+        self._init_randomization(RandomizationConfig() if randomization is None else randomization)
 
     # ------------------------------------------------------------------------------
     # Public API
@@ -141,9 +157,11 @@ class DofbotReacher:
         clip = self.cfg.clip_actions
         self.actions = torch.clamp(torch.where(finite[:, None], actions, 0.0), -clip, clip)
         self.actions[:, GRIPPER] = 0.0  # the reference does not use the gripper
-        self.joint_pos_targets = rm.actions_to_joint_targets(self.actions, self.dof_lower, self.dof_upper)
+        commanded = rm.actions_to_joint_targets(self.actions, self.dof_lower, self.dof_upper)
         if self._manual:
-            self.joint_pos_targets[self._manual_ids] = torch.stack(list(self._manual.values()))
+            commanded[self._manual_ids] = torch.stack(list(self._manual.values()))
+        self.commanded_targets = commanded
+        self.joint_pos_targets = self._targets_reaching_the_arm(commanded)
         self.physics.set_joint_position_targets(self.joint_pos_targets)
         self.physics.step(self.cfg.control_frequency_inv)
 
@@ -181,14 +199,23 @@ class DofbotReacher:
         return self.obs_buf, self.rew_buf, self.reset_buf, self.extras
 
     def reset_idx(self, env_ids: torch.Tensor) -> None:
-        """Start new episodes in ``env_ids``: new goal, pose = default + noise x U(lower, upper), zero velocity."""
+        """Start new episodes in ``env_ids``: new goal, pose = default + noise x U(lower, upper), zero velocity.
+
+        With gain or mass randomisation on, new dynamics scales are drawn for these envs
+        first; delayed targets (``action_latency_steps``) restart at the reset pose.
+        """
         n = env_ids.numel()
         noise = self.dof_lower + (self.dof_upper - self.dof_lower) * torch.rand(n, robot.NUM_DOF, device=self.device)
         dof_pos = self.default_dof_pos + self.cfg.reset_dof_pos_noise * noise
         dof_pos[:, GRIPPER] = self.default_dof_pos[GRIPPER]
         dof_pos = torch.maximum(torch.minimum(dof_pos, self.dof_upper), self.dof_lower)
+        if self._randomize_dynamics:
+            self._draw_dynamics_scales(env_ids)
         self.physics.reset(env_ids, dof_pos, torch.zeros_like(dof_pos))
         self.joint_pos_targets[env_ids] = dof_pos
+        self.commanded_targets[env_ids] = dof_pos
+        if self._target_delay is not None:
+            self._target_delay[:, env_ids] = dof_pos
         self.actions[env_ids] = 0.0
         self.progress_buf[env_ids] = 0
         self.successes[env_ids] = 0.0
@@ -231,6 +258,55 @@ class DofbotReacher:
     # ------------------------------------------------------------------------------
     # Internals
     # ------------------------------------------------------------------------------
+    def _init_randomization(self, rnd) -> None:
+        """Check ``task.randomization`` and allocate what its enabled options need."""
+        problems = randomization_problems(rnd)
+        if problems:
+            raise ConfigError("; ".join(problems))
+        n, d = self.num_envs, self.device
+        self.obs_noise_std = float(rnd.obs_noise_std)
+        self.action_latency_steps = int(rnd.action_latency_steps)
+        # Ring buffer of the last k commanded targets (k, num_envs, 6) rad; slot _delay_slot is the oldest.
+        self._target_delay = (torch.zeros(self.action_latency_steps, n, robot.NUM_DOF, device=d)
+                              if self.action_latency_steps else None)
+        self._delay_slot = 0
+        self._servo_max_step = (rm.servo_max_step(self.dof_lower, self.dof_upper, rnd.servo_move_time_s, self.control_dt)
+                                if rnd.servo_move_time_s > 0 else None)
+        self._gain_range = tuple(float(v) for v in rnd.pd_gain_scale_range)
+        self._mass_range = tuple(float(v) for v in rnd.link_mass_scale_range)
+        self._randomize_dynamics = self._gain_range != (1.0, 1.0) or self._mass_range != (1.0, 1.0)
+        if self._randomize_dynamics and not isinstance(self.physics, SupportsDynamicsScales):
+            raise ConfigError(
+                f"task.randomization.pd_gain_scale_range={list(self._gain_range)} / link_mass_scale_range="
+                f"{list(self._mass_range)} need a physics backend with set_dynamics_scales; "
+                f"{type(self.physics).__name__} has none: set both ranges to [1, 1] or use physics=mujoco")
+        self.commanded_targets = torch.zeros(n, robot.NUM_DOF, device=d)
+        self.pd_gain_scale = torch.ones(n, robot.NUM_DOF, device=d)
+        self.link_mass_scale = torch.ones(n, device=d)
+
+    def _targets_reaching_the_arm(self, commanded: torch.Tensor) -> torch.Tensor:
+        """``commanded`` (num_envs, 6) rad delayed ``action_latency_steps`` control steps, then
+        slew-limited from the last applied targets by the servo's move time."""
+        targets = commanded
+        if self._target_delay is not None:
+            slot = self._delay_slot  # a host counter: no sync
+            targets = self._target_delay[slot].clone()
+            self._target_delay[slot] = commanded
+            self._delay_slot = (slot + 1) % self.action_latency_steps
+        if self._servo_max_step is not None:
+            targets = rm.slew_limit(self.joint_pos_targets, targets, self._servo_max_step)
+        return targets
+
+    def _draw_dynamics_scales(self, env_ids: torch.Tensor) -> None:
+        """Draw PD gain scales ``(n, 6)`` and link mass scales ``(n,)`` for ``env_ids`` and give them to the physics."""
+        n = env_ids.numel()
+        (g_lo, g_hi), (m_lo, m_hi) = self._gain_range, self._mass_range
+        kp_scale = g_lo + (g_hi - g_lo) * torch.rand(n, robot.NUM_DOF, device=self.device)
+        mass_scale = m_lo + (m_hi - m_lo) * torch.rand(n, device=self.device)
+        self.pd_gain_scale[env_ids] = kp_scale
+        self.link_mass_scale[env_ids] = mass_scale
+        self.physics.set_dynamics_scales(env_ids, kp_scale, mass_scale)
+
     def _schedule_timeout_check(self) -> None:
         """Host-side count of control steps until the first env can time out (one sync, at resets only)."""
         self._steps_to_timeout = self.episode_length - 1 - int(self.progress_buf.max())
@@ -269,6 +345,8 @@ class DofbotReacher:
     def _observations(self) -> torch.Tensor:
         obs = rm.compute_observations(self.dof_pos, self.dof_vel, self.goal_pos, self.goal_rot, self.ee_pose[:, 3:7],
                                       self.actions, self.dof_lower, self.dof_upper, self.cfg.dof_vel_scale)
+        if self.obs_noise_std > 0:
+            obs = rm.add_joint_observation_noise(obs, self.obs_noise_std)
         clip = self.cfg.clip_observations
         return torch.clamp(obs, -clip, clip)
 

@@ -89,6 +89,21 @@ def joint_targets_to_actions(targets: torch.Tensor, lower: torch.Tensor, upper: 
     return 2.0 * (targets - lower) / (upper - lower) - 1.0
 
 
+def servo_max_step(lower: torch.Tensor, upper: torch.Tensor, move_time_s: float, control_dt: float) -> torch.Tensor:
+    """Largest target change per control step ``(num_dof,)`` rad of a servo with move time ``move_time_s``.
+
+    A servo that crosses a joint's whole range ``upper - lower`` in ``move_time_s`` moves
+    its target at most ``(upper - lower) / move_time_s * control_dt`` per control step
+    (the linear slew of Yahboom Arm_Lib's ``time`` argument).
+    """
+    return (upper - lower) * (control_dt / move_time_s)
+
+
+def slew_limit(previous: torch.Tensor, commanded: torch.Tensor, max_step: torch.Tensor) -> torch.Tensor:
+    """Targets ``(num_envs, num_dof)`` rad moved from ``previous`` toward ``commanded`` by at most ``max_step`` ``(num_dof,)``."""
+    return previous + torch.maximum(torch.minimum(commanded - previous, max_step), -max_step)
+
+
 def unscale_dof_pos(dof_pos: torch.Tensor, lower: torch.Tensor, upper: torch.Tensor) -> torch.Tensor:
     """Joint positions mapped to ``[-1, 1]`` over the limits: ``(2q - (L + U)) / (U - L)`` (reference ``unscale``)."""
     return (2.0 * dof_pos - (lower + upper)) / (upper - lower)
@@ -179,6 +194,19 @@ def compute_observations(dof_pos: torch.Tensor, dof_vel: torch.Tensor, goal_pos:
         ),
         dim=-1,
     )
+
+
+#: Observation columns of the joint positions and velocities (``[0:12]``), where sensor noise goes.
+JOINT_OBS = slice(0, 12)
+
+
+def add_joint_observation_noise(obs: torch.Tensor, std: float) -> torch.Tensor:
+    """``obs`` ``(num_envs, 29)`` with ``N(0, std^2)`` noise added to the joint position and
+    velocity entries ``[0:12]`` (observation units, i.e. after scaling); the rest unchanged."""
+    noisy = obs.clone()
+    noisy[:, JOINT_OBS] += std * torch.randn(obs.shape[0], JOINT_OBS.stop - JOINT_OBS.start, device=obs.device,
+                                             dtype=obs.dtype)
+    return noisy
 
 
 #: Names of the 29 observation entries, in order (for export sidecars and docs).
