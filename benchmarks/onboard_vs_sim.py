@@ -3,14 +3,16 @@
 1. Exports the checkpoint to ``policy.npz`` (``dofbot_rl.rl.export``).
 2. **Sim**: the rl_games player (torch) on the headless MuJoCo task
    (``dofbot_rl.rl.play.evaluate``): goals reached / goals counted over whole episodes.
-3. **Onboard**: ``python -m dofbot_rl.sim2real.onboard --episodes N --arm sim`` under
-   Python 3.6 when available (the Jetson's JetPack 4): the numpy policy, observations
-   from servo read-back (1 deg resolution, 3 ms per read, 2 % failed reads), targets
-   through the server's safety layer (clamp, 5 deg step limit, 60 Hz) to the simulated
-   servo bus (linear moves over the move time). A goal is reached when the forward
-   kinematics of the read-back angles put the fingertip within 5 cm; goals are sampled
-   and counted like the task's (10 s episodes; a goal up 2 s or more at the episode's
-   end counts as missed). This part runs in real time: about 10 s per episode.
+3. **Onboard, end to end**: the one-file server (``dofbot_server.pyz``) runs under
+   Python 3.6 when available (the Jetson's JetPack 4) with ``--policy policy.npz --arm sim``:
+   the numpy policy, observations from servo read-back (1 deg resolution, 3 ms per read,
+   2 % failed reads), targets through the server's safety layer (clamp, 5 deg step limit,
+   60 Hz) to the simulated servo bus (linear moves over the move time). This process is
+   the client, on 127.0.0.1 over TCP (protocol v1.1, ``Sim2RealClient(mode="goal")``): it
+   samples goals like the task, sends each as a GOAL frame, and counts a goal reached when
+   the forward kinematics of the read-back angles in the server's ACKs put the fingertip
+   within 5 cm. Goals are counted like the task's (10 s episodes; a goal up 2 s or more at
+   the episode's end counts as missed). This part runs in real time: about 10 s per episode.
 
 Usage::
 
@@ -22,10 +24,14 @@ The last line: ``sim_success_rate=... onboard_success_rate=... difference_points
 
 import argparse
 import json
+import math
 import os
+import random
+import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 EXT_DIR = Path(__file__).resolve().parents[1] / "exts" / "dofbot.rl_examples"
@@ -50,6 +56,99 @@ def _python36():
     return None
 
 
+class ClientGoals:
+    """What ``onboard.GoalEpisodes`` counts with, seen from the client side of the link.
+
+    ``set_goal`` sends a GOAL frame; ``fingertip`` is the forward kinematics of the latest
+    read-back in the server's ACKs (a failed read keeps that joint's last value).
+    """
+
+    def __init__(self, client):
+        self.client = client
+        self.goal_pos = None
+        self._q = None
+
+    def set_goal(self, pos, rot=None):
+        self.goal_pos = [float(v) for v in pos]
+        self.client.send_goal(self.goal_pos, rot)
+
+    @property
+    def fingertip(self):
+        from dofbot_rl import robot
+
+        rb = self.client.readback()
+        if rb is None:
+            return None
+        q = list(rb.q)
+        if self._q is not None:
+            q = [v if math.isfinite(v) else old for v, old in zip(q, self._q)]
+        if not all(math.isfinite(v) for v in q[:robot.NUM_ARM_JOINTS]):
+            return None
+        self._q = q
+        return robot.fingertip_position(q)
+
+
+def run_onboard(npz, python, extra_path, episodes, goal_rot, seed, move_ms, log_path):
+    """Serve ``npz`` in policy mode with ``python`` and drive it as a TCP client; returns a summary dict."""
+    from dofbot_rl.sim2real.bundle import build_server_zipapp
+    from dofbot_rl.sim2real.client import Sim2RealClient
+    from dofbot_rl.sim2real.npz_policy import NumpyPolicy
+    from dofbot_rl.sim2real.onboard import GoalEpisodes
+
+    meta = NumpyPolicy.from_npz(npz).meta
+    bundle = build_server_zipapp(str(Path(log_path).with_name("dofbot_server.pyz")))
+    env = dict(os.environ, PYTHONPATH=extra_path)  # the bundle brings dofbot_rl; numpy as on the Jetson
+    env.pop("PYTHONHOME", None)
+    proc = subprocess.Popen([python, bundle, "--arm", "sim", "--host", "127.0.0.1", "--port", "0",
+                             "--policy", str(npz), "--move-ms", str(move_ms), "--log-file", str(log_path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    client = None
+    try:
+        deadline = time.monotonic() + 30.0
+        while True:
+            text = Path(log_path).read_text() if Path(log_path).exists() else ""
+            m = re.search(r"serving v1 on 127\.0\.0\.1:(\d+)", text)
+            if m:
+                port = int(m.group(1))
+                break
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("the server did not start: %s" % text)
+            time.sleep(0.05)
+        client = Sim2RealClient(port=port, mode="goal", rate_hz=60.0, fail_quietly=False).start()
+        if not client.wait_for_state("connected", 5.0):
+            raise RuntimeError("cannot connect: %s" % client.last_error)
+        goals = ClientGoals(client)
+        counter = GoalEpisodes(random.Random(seed), meta.get("goal_region", (0.15, 0.20, 0.15, 0.35)), episodes,
+                               meta.get("episode_length_s", 10.0), meta.get("success_window_s", 2.0),
+                               meta.get("success_tolerance", 0.05), random_rot=goal_rot == "random")
+        period, ticks, t0 = 1.0 / 60.0, 0, time.monotonic()
+        next_t = t0
+        while not counter.on_tick(time.monotonic(), goals):
+            client.check()
+            ticks += 1
+            next_t += period
+            time.sleep(max(next_t - time.monotonic(), 0.0))
+        elapsed = time.monotonic() - t0
+        stats = client.stats()
+    finally:
+        if client is not None:
+            client.stop()
+        proc.terminate()
+        try:
+            proc.wait(10.0)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    python_version = subprocess.run([python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
+                                    stdout=subprocess.PIPE, universal_newlines=True).stdout.strip()
+    summary = counter.summary()
+    summary.update({"python": python_version, "elapsed_s": elapsed, "client_ticks": ticks,
+                    "goals_sent": stats["goals_sent"], "acks": stats["acks"],
+                    "latency_ms_mean": stats["latency_ms_mean"], "latency_ms_max": stats["latency_ms_max"],
+                    "server_exit": proc.returncode})
+    return summary
+
+
 def main(argv=None):
     from dofbot_rl.config import load_config
     from dofbot_rl.rl.export import export
@@ -61,8 +160,8 @@ def main(argv=None):
     p.add_argument("--onboard-episodes", type=int, default=6, help="episodes (10 s each, real time) onboard")
     p.add_argument("--goal-rot", choices=("identity", "random"), default="identity",
                    help="onboard goal orientations: identity (deployment) or random (like training)")
-    p.add_argument("--python", default=None, help="interpreter for the onboard run (default: Python 3.6 if found)")
-    p.add_argument("--move-ms", type=int, default=50, help="servo move time sent with each target (ms)")
+    p.add_argument("--python", default=None, help="interpreter for the server (default: Python 3.6 if found)")
+    p.add_argument("--move-ms", type=int, default=50, help="servo move time the server sends with each target (ms)")
     p.add_argument("--seed", type=int, default=0, help="onboard goal seed")
     p.add_argument("--json", default=None, help="write both figures to this JSON file")
     args = p.parse_args(argv)
@@ -81,21 +180,13 @@ def main(argv=None):
 
         found = None if args.python else _python36()
         python, extra = (args.python, "") if args.python else (found or (sys.executable, ""))
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(x for x in (str(EXT_DIR), extra) if x))
-        env.pop("PYTHONHOME", None)
-        out_json = Path(tmp) / "onboard.json"
-        cmd = [python, "-m", "dofbot_rl.sim2real.onboard", "--policy", str(npz), "--arm", "sim",
-               "--episodes", str(args.onboard_episodes), "--goal-rot", args.goal_rot, "--seed", str(args.seed),
-               "--move-ms", str(args.move_ms), "--json", str(out_json), "--log-level", "WARNING"]
-        run = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
-        if run.returncode != 0:
-            print(run.stdout, file=sys.stderr)
-            return 1
-        onboard = json.loads(out_json.read_text())
-    print(f"onboard (numpy policy, Python {onboard['python']}, simulated servos, {onboard['rate_hz']:.1f} Hz, "
+        onboard = run_onboard(npz, python, extra, args.onboard_episodes, args.goal_rot, args.seed, args.move_ms,
+                              Path(tmp) / "server.log")
+    print(f"onboard (server policy mode, numpy policy, Python {onboard['python']}, simulated servos, TCP client, "
           f"goal rot {args.goal_rot}): success_rate={onboard['success_rate']:.4f} "
           f"goals_per_episode={onboard['goals_per_episode']:.2f} "
-          f"goals={onboard['goals_reached']}/{onboard['goals_counted']} episodes={onboard['episodes']}")
+          f"goals={onboard['goals_reached']}/{onboard['goals_counted']} episodes={onboard['episodes']} "
+          f"rtt_ms mean {onboard['latency_ms_mean']:.2f} max {onboard['latency_ms_max']:.1f}")
     diff = 100.0 * (onboard["success_rate"] - sim.success_rate)
     if args.json:
         Path(args.json).write_text(json.dumps({
@@ -106,7 +197,7 @@ def main(argv=None):
             "onboard": onboard, "goal_rot": args.goal_rot, "difference_points": diff}, indent=2))
     print(f"sim_success_rate={sim.success_rate:.4f} onboard_success_rate={onboard['success_rate']:.4f} "
           f"difference_points={diff:+.2f}")
-    return 0
+    return 0 if onboard["server_exit"] == 0 else 1
 
 
 if __name__ == "__main__":

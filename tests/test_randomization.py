@@ -9,7 +9,6 @@ import importlib.util
 import pytest
 import torch
 
-from dofbot_rl import robot
 from dofbot_rl.config import ConfigError, RandomizationConfig, load_config
 from dofbot_rl.paths import robot_model_path
 from dofbot_rl.physics import make_physics

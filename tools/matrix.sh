@@ -13,7 +13,8 @@
 # instead when it answers (MATRIX_TORCH_INDEX overrides it).
 #
 # rl_games 1.6.1 (the version Isaac Sim 2023.1 users have) declares Python < 3.11, so it
-# is tested on 3.10 only; 1.6.5 on 3.10 and 3.12.
+# is tested on 3.10 only; 1.6.5 on 3.10 and 3.12. The package's own differences between
+# the two are in dofbot_rl/rl/rlg_compat.py.
 #
 # Output: one summary line per cell, and .cache/matrix/<cell>.log with pytest's output.
 set -uo pipefail
@@ -56,7 +57,16 @@ for cell in $CELLS; do
   py="$venv/bin/python"
   {
     install_torch "$py" &&
-    "$py" -m pip install -q -e "$ROOT[test]" "rl-games==$rlg"
+    if [ "$rlg" = "1.6.1" ]; then
+      # rl_games 1.6.1's metadata (poetry) pins gym 0.23[classic_control], opencv-python and
+      # wandb 0.12, which pip's resolver backtracks on for a quarter of an hour and which
+      # training never imports: install rl_games without them, and what it does import.
+      "$py" -m pip install -q --no-deps -e "$ROOT" "rl-games==1.6.1" &&
+      "$py" -m pip install -q "gym==0.23.1" tensorboardX setproctitle "psutil<6" pyyaml "watchdog>=2.1.9,<3" \
+        numpy mujoco hydra-core omegaconf tensorboard matplotlib tqdm pytest onnx onnxruntime
+    else
+      "$py" -m pip install -q -e "$ROOT[test]" "rl-games==$rlg"
+    fi
   } >"$log.install" 2>&1 || { echo "matrix: $cell failed: install (see $log.install)"; status=1; continue; }
   versions="$("$py" -c 'import sys, torch, importlib.metadata as m; print("python", sys.version.split()[0], "torch", torch.__version__, "rl_games", m.version("rl-games"), "mujoco", m.version("mujoco"), "numpy", m.version("numpy"))')"
   (cd "$ROOT" && "$py" -m pytest $PYTEST_ARGS) >"$log" 2>&1

@@ -248,6 +248,6 @@ def test_check_goal():
     for bad in ([0.1, 0.2], [0.1, NAN, 0.3], [float("inf"), 0, 0], "abc", None):
         with pytest.raises(ValueError, match="goal"):
             P.check_goal(bad)
-    for bad in ((0, 0, 0, 0), (1, 0, 0), (NAN, 1, 0, 0), (float("inf"), 0, 0, 0)):
+    for bad in ((0, 0, 0, 0), (1, 0, 0), (NAN, 1, 0, 0), (1, NAN, 0, 0), (float("inf"), 0, 0, 0)):
         with pytest.raises(ValueError, match="quaternion"):
             P.check_goal((0.1, 0.1, 0.2), bad)

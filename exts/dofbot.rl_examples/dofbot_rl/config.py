@@ -75,11 +75,18 @@ class RandomizationConfig:
     Everything is off by default (the reference task had none). Guide: ``docs/transfer.md``.
     """
 
-    obs_noise_std: float = 0.0  #: std of Gaussian noise added each step to the joint position and velocity observations (observation units, after scaling); 0: off
-    action_latency_steps: int = 0  #: the joint targets from an action reach the arm this many control steps later; 0: off
-    servo_move_time_s: float = 0.0  #: servo move time (s) over a joint's whole safe range: the applied target moves at most range / move_time x control_dt per control step; 0: off
-    pd_gain_scale_range: List[float] = field(default_factory=lambda: [1.0, 1.0])  #: [lo, hi] of the per-env, per-joint scale of PD stiffness and damping, drawn at each reset; [1, 1]: off
-    link_mass_scale_range: List[float] = field(default_factory=lambda: [1.0, 1.0])  #: [lo, hi] of the per-env scale of every link's mass and inertia, drawn at each reset; [1, 1]: off
+    #: std of Gaussian noise added each step to the joint position and velocity observations
+    #: (observation units, after scaling); 0: off
+    obs_noise_std: float = 0.0
+    #: the joint targets from an action reach the arm this many control steps later; 0: off
+    action_latency_steps: int = 0
+    #: servo move time (s) over a joint's whole safe range: the applied target moves at most
+    #: range / move_time x control_dt per control step; 0: off
+    servo_move_time_s: float = 0.0
+    #: [lo, hi] of the per-env, per-joint scale of PD stiffness and damping, drawn at each reset; [1, 1]: off
+    pd_gain_scale_range: List[float] = field(default_factory=lambda: [1.0, 1.0])
+    #: [lo, hi] of the per-env scale of every link's mass and inertia, drawn at each reset; [1, 1]: off
+    link_mass_scale_range: List[float] = field(default_factory=lambda: [1.0, 1.0])
 
 
 def randomization_problems(rnd) -> List[str]:
@@ -88,7 +95,8 @@ def randomization_problems(rnd) -> List[str]:
     if not rnd.obs_noise_std >= 0:
         problems.append(f"task.randomization.obs_noise_std must be >= 0, got {rnd.obs_noise_std}")
     if rnd.action_latency_steps < 0:
-        problems.append(f"task.randomization.action_latency_steps must be >= 0 control steps, got {rnd.action_latency_steps}")
+        problems.append(f"task.randomization.action_latency_steps must be >= 0 control steps, "
+                        f"got {rnd.action_latency_steps}")
     if not rnd.servo_move_time_s >= 0:
         problems.append(f"task.randomization.servo_move_time_s must be >= 0 s (0: off), got {rnd.servo_move_time_s}")
     for key in ("pd_gain_scale_range", "link_mass_scale_range"):

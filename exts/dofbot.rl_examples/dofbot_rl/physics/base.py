@@ -3,7 +3,8 @@
 Every backend (MuJoCo C on CPU, MuJoCo Warp on CUDA, Isaac Sim in Kit) implements
 :class:`PhysicsBackend` and passes the same conformance tests
 (``tests/test_physics_conformance.py``). Tensors live on ``backend.device``; joint order is
-``dofbot_rl.robot.JOINT_NAMES``.
+``dofbot_rl.robot.JOINT_NAMES``. :class:`SupportsDynamicsScales` is an optional extra
+(per-env PD gains and link masses, for domain randomisation); both MuJoCo backends have it.
 """
 
 from typing import Optional, Protocol, runtime_checkable

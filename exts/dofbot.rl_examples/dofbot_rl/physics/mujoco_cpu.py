@@ -20,7 +20,8 @@ from dofbot_rl.physics.base import PhysicsError, grid_origins
 
 
 class MujocoCpuBackend:
-    """:class:`~dofbot_rl.physics.base.PhysicsBackend` on MuJoCo C, CPU only.
+    """:class:`~dofbot_rl.physics.base.PhysicsBackend` on MuJoCo C, CPU only; also
+    :class:`~dofbot_rl.physics.base.SupportsDynamicsScales`.
 
     Args:
         model_path: the Dofbot MJCF (``data/robots/dofbot/dofbot.xml``).

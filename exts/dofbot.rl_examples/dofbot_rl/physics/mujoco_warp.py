@@ -29,7 +29,8 @@ log = logging.getLogger(__name__)
 
 
 class MujocoWarpBackend:
-    """:class:`~dofbot_rl.physics.base.PhysicsBackend` on MuJoCo Warp (CUDA; warp's CPU device for smoke tests).
+    """:class:`~dofbot_rl.physics.base.PhysicsBackend` on MuJoCo Warp (CUDA; warp's CPU device for smoke tests);
+    also :class:`~dofbot_rl.physics.base.SupportsDynamicsScales`.
 
     Args:
         model_path: the Dofbot MJCF.

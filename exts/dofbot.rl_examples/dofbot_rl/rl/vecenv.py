@@ -26,9 +26,10 @@ class RlGamesVecEnv:
     """
 
     def __init__(self, task, rl_device: str):
-        from rl_games.common.gym_compat import spaces  # gymnasium spaces, rl_games' own import
+        from dofbot_rl.rl.rlg_compat import gym_spaces  # rl_games 1.6.1 (gym) or 1.6.5 (gymnasium)
         import numpy as np
 
+        spaces = gym_spaces()
         self.task = task
         self.rl_device = torch.device(rl_device)
         self.num_envs = task.num_envs

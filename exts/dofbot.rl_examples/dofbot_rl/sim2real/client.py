@@ -199,8 +199,9 @@ class Sim2RealClient(object):
         rate_hz: most frames per second sent (Hz); the latest target wins.
         mode: ``"sim2real"`` (drive the arm with joint targets), ``"real2sim"`` (observe
             only: poll the read-back at ``rate_hz``, see :meth:`readback`) or ``"goal"``
-            (send goals to a server in policy mode, see :meth:`send_goal`; joint targets
-            are refused). ``sim2real`` and ``goal`` take the server's control slot.
+            (send goals to a server in policy mode, see :meth:`send_goal`, and poll the
+            read-back at ``rate_hz``; joint targets are refused). ``sim2real`` and
+            ``goal`` take the server's control slot.
         heartbeat_ms: the client keeps the server's watchdog fed at a quarter of the
             smaller of this and the server's timeout, and reports ``degraded`` when
             replies are later than half of it (ms).
@@ -587,8 +588,8 @@ class Sim2RealClient(object):
                     msg = P.Goal(seq, goal[0], goal[1])
                 elif self.mode == "sim2real" and target is not None and version != sent_version:
                     msg, sent_version = P.Command(seq, self.move_ms, target), version
-                elif self.mode == "real2sim" or now - last_send >= keepalive_s:
-                    msg = P.Heartbeat(seq)
+                elif self.mode != "sim2real" or now - last_send >= keepalive_s:
+                    msg = P.Heartbeat(seq)  # observers and goal senders poll the read-back every tick
                 if msg is not None:
                     sock.sendall(P.encode(msg))
                     outstanding[seq] = now

@@ -13,6 +13,10 @@ step-limits them before any servo moves::
     targets = onboard.step(arm_controller.status().readback, time.monotonic())
     arm_controller.command(targets, move_ms)
 
+The server runs it that way in policy mode (``dofbot-rl serve --policy policy.npz``,
+:class:`dofbot_rl.sim2real.server.PolicyRunner`), with goals from the command line or
+from clients over TCP; this module's command line runs it standalone, without a server.
+
 The observation (``dofbot_rl.tasks.reacher_math.compute_observations``, re-implemented
 here in numpy and tested equal to it):
 

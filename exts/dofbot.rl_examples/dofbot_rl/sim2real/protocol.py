@@ -373,8 +373,8 @@ def check_goal(pos, quat=None):
         quat = tuple(float(v) for v in quat)
     except (TypeError, ValueError):
         raise ValueError("goal quaternion must be 4 numbers (w, x, y, z), got %r" % (quat,))
-    big = max(abs(v) for v in quat) if len(quat) == 4 else float("nan")
-    if not (math.isfinite(big) and big > 0):
+    big = max(abs(v) for v in quat) if len(quat) == 4 else 0.0
+    if not (all(math.isfinite(v) for v in quat) and big > 0):
         raise ValueError("goal quaternion must be 4 finite numbers (w, x, y, z), not all zero, got %r" % (quat,))
     quat = tuple(v / big for v in quat)  # scaled first: no overflow for huge components
     norm = math.sqrt(sum(v * v for v in quat))

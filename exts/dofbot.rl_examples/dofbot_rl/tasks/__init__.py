@@ -22,4 +22,4 @@ def make_task(cfg, physics=None):
         from dofbot_rl.physics import make_physics
 
         physics = make_physics(cfg)
-    return TASKS[cfg.task.name](cfg.task.env, physics)
+    return TASKS[cfg.task.name](cfg.task.env, physics, randomization=cfg.task.randomization)

@@ -280,6 +280,10 @@ class DofbotReacher:
                 f"task.randomization.pd_gain_scale_range={list(self._gain_range)} / link_mass_scale_range="
                 f"{list(self._mass_range)} need a physics backend with set_dynamics_scales; "
                 f"{type(self.physics).__name__} has none: set both ranges to [1, 1] or use physics=mujoco")
+        if rnd != RandomizationConfig():
+            log.info("task.randomization: obs noise std %g, action latency %d control steps, servo move time %g s, "
+                     "PD gain scale %s, link mass scale %s", self.obs_noise_std, self.action_latency_steps,
+                     rnd.servo_move_time_s, list(self._gain_range), list(self._mass_range))
         self.commanded_targets = torch.zeros(n, robot.NUM_DOF, device=d)
         self.pd_gain_scale = torch.ones(n, robot.NUM_DOF, device=d)
         self.link_mass_scale = torch.ones(n, device=d)

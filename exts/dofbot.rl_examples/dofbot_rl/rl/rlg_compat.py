@@ -1,0 +1,21 @@
+"""rl_games 1.6.1 (what Isaac Sim 2023.1 users have) vs 1.6.5: the differences met here, in one place.
+
+* spaces: 1.6.5 builds on gymnasium through its own shim ``rl_games.common.gym_compat``;
+  1.6.1 imports ``gym`` (0.23) directly and has no shim.
+
+Everything else the project uses is the same in both (checked by running the suite under
+each, ``tools/matrix.sh``): ``Runner(algo_observer=...)``, ``load`` / ``reset`` / ``run``,
+the observer hooks ``before_init``, ``after_init``, ``process_infos``, ``after_steps``,
+``after_clear_stats``, ``after_print_stats``, the ``max_epochs`` exit that writes
+``last_<name>_ep_<E>_rew_<R>.pth``, and the checkpoint dict (``model``, ``epoch``,
+``frame``, ``optimizer``, ``last_mean_rewards``, ``env_state``).
+"""
+
+
+def gym_spaces():
+    """The ``spaces`` module rl_games checks observation/action spaces against."""
+    try:
+        from rl_games.common.gym_compat import spaces  # rl_games >= 1.6.5 (gymnasium)
+    except ImportError:  # rl_games 1.6.1 (gym)
+        from gym import spaces
+    return spaces
