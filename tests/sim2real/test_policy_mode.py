@@ -195,6 +195,32 @@ def test_client_against_a_v1_0_server(start_server, make_client):
     assert "v1.0" in str(goals.last_error) and server.stats["protocol_errors"] == 0
 
 
+def test_client_goal_api_and_config_checked():
+    cfg = C.Sim2RealConfig.from_mapping({"mode": "goal", "host": "10.0.0.5"})
+    assert cfg.mode == "goal" and cfg.takeover is False
+    client = C.Sim2RealClient.from_config({"takeover": "true"})
+    assert client.takeover and client.mode == "sim2real"
+    for bad, match in (({"mode": "goal", "takeover": True}, "takeover needs mode sim2real"),
+                       ({"protocol": "legacy", "mode": "goal"}, "goal needs protocol v1"),
+                       ({"protocol": "legacy", "takeover": True}, "takeover needs protocol v1"),
+                       ({"mode": "goals"}, "'goal'")):
+        with pytest.raises(ValueError, match=match):
+            C.Sim2RealConfig.from_mapping(bad)
+    goals = C.Sim2RealClient(port=9, mode="goal")
+    with pytest.raises(ValueError, match="3 finite"):
+        goals.send_goal((0.1, float("nan"), 0.2))
+    with pytest.raises(ValueError, match="quaternion"):
+        goals.send_goal((0.1, 0.1, 0.2), (0, 0, 0, 0))
+    goals.send_goal((0.1, 0.1, 0.2))  # stored; sent once connected
+    with pytest.raises(ValueError, match="'direct' or 'policy'"):
+        goals.request_mode("manual")
+    with pytest.raises(RuntimeError, match="real2sim"):
+        C.Sim2RealClient(port=9, mode="real2sim").send_goal((0.1, 0.1, 0.2))
+    with pytest.raises(RuntimeError, match="protocol v1"):
+        C.Sim2RealClient(port=9, protocol="legacy").send_goal((0.1, 0.1, 0.2))
+    assert goals.server_mode is None and goals.server_minor is None
+
+
 def test_a_failing_policy_step_holds_the_arm(start_server):
     class Broken(object):
         control_rate_hz = 60.0
@@ -317,7 +343,8 @@ def test_shipped_policy_under_python36_bundle(shipped_policy_npz, tmp_path):
         pytest.skip(reason)
     bundle = build_server_zipapp(str(tmp_path / "dofbot_server.pyz"))
     for path, want in list(_bad_policy_files(tmp_path).items())[:2]:
-        out = subprocess.run([python, bundle, "--policy", path, "--port", "0"], env=_env(numpy_path),
+        out = subprocess.run([python, bundle, "--policy", path, "--port", "0", "--host", "127.0.0.1"],
+                             env=_env(numpy_path),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True, timeout=60)
         _assert_one_error_line(out, want)
     log = str(tmp_path / "server.log")

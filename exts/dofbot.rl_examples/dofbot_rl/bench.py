@@ -120,7 +120,7 @@ def bench_training(cfg, task, epochs: int) -> float:
 
     with tempfile.TemporaryDirectory() as tmp:
         run_cfg = OmegaConf.merge(cfg, {"max_iterations": epochs + 1, "train_dir": tmp, "experiment": "bench"})
-        result = Trainer(run_cfg, task=task).train()
+        result = Trainer(run_cfg, task=task, quiet=True).train()
     rates = [p.env_steps_per_s for p in result.history[1:]]
     return sum(rates) / len(rates) if rates else float("nan")
 

@@ -86,7 +86,7 @@ def cmd_train(args: Sequence[str]) -> int:
                             f" | success {_fmt(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
         bar.refresh()
 
-    trainer = Trainer(cfg, on_progress=on_progress)
+    trainer = Trainer(cfg, on_progress=on_progress, quiet=True)
     try:
         result = trainer.train()
     except KeyboardInterrupt:
@@ -134,7 +134,8 @@ def cmd_play(args: Sequence[str]) -> int:
 
     try:
         with hooks:
-            result = evaluate(cfg, checkpoint, on_step=hooks.on_step if hooks.active else None, progress=progress)
+            result = evaluate(cfg, checkpoint, on_step=hooks.on_step if hooks.active else None, progress=progress,
+                              quiet=True)
     finally:
         bar.close()
     print(result.summary_line())

@@ -7,6 +7,7 @@ are opened with ``torch.load(weights_only=True)`` (no arbitrary unpickling) befo
 rl_games ever sees them.
 """
 
+import contextlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,8 +46,11 @@ def load_checkpoint(path) -> Dict[str, object]:
     path = Path(path).expanduser()
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path} (train first, or pick a file from runs/*/nn/)")
+    # torch >= 2.5 can allow numpy scalars (rl_games stores some) for one call; older torch
+    # (Isaac Sim 2023.1 - 4.2 bundles one) loads tensors-only checkpoints the same way.
+    allow = getattr(torch.serialization, "safe_globals", None)
     try:
-        with torch.serialization.safe_globals(_NUMPY_SAFE):
+        with allow(_NUMPY_SAFE) if allow else contextlib.nullcontext():
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign / corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__

@@ -14,7 +14,7 @@ from typing import Callable, Optional
 import torch
 
 from dofbot_rl.rl.checkpoints import validate_for_task
-from dofbot_rl.rl.trainer import _rl_games_output_to_log, seed_everything, share_cpu_with_physics
+from dofbot_rl.rl.trainer import rl_games_output_to_log, seed_everything, share_cpu_with_physics
 from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class EvalResult:
                 f"episodes={self.episodes}")
 
 
-def load_player(cfg, env: RlGamesVecEnv, checkpoint) -> object:
+def load_player(cfg, env: RlGamesVecEnv, checkpoint, quiet: bool = False) -> object:
     """An rl_games player for ``env``'s task with the weights of ``checkpoint`` restored.
 
     The checkpoint is validated first (safe load, sizes against the task) and its weights
@@ -62,7 +62,7 @@ def load_player(cfg, env: RlGamesVecEnv, checkpoint) -> object:
     register_rl_games(lambda: env)
     params = Trainer(cfg, task=env.task).rl_games_params()
     params["config"]["env_info"] = env.get_env_info()
-    with _rl_games_output_to_log():
+    with rl_games_output_to_log(quiet):
         runner = Runner()
         runner.load({"params": params})
         player = runner.create_player()
@@ -82,7 +82,8 @@ def policy_actions(player, obs: torch.Tensor) -> torch.Tensor:
 
 
 def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
-             on_step: Optional[Callable[[object, torch.Tensor], None]] = None, progress=None) -> EvalResult:
+             on_step: Optional[Callable[[object, torch.Tensor], None]] = None, progress=None,
+             quiet: bool = False) -> EvalResult:
     """Run the policy of ``checkpoint`` until ``episodes`` episodes have finished.
 
     All envs run whole episodes in lockstep, so at least ``episodes`` (rounded up to a
@@ -95,6 +96,7 @@ def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
         on_step: called after each control step with ``(task, actions)`` (teleop,
             sim-to-real mirroring, rendering).
         progress: optional callable ``(steps_done, steps_total)`` for a progress bar.
+        quiet: route rl_games' prints to the log (see :func:`rl_games_output_to_log`).
 
     Raises:
         dofbot_rl.rl.checkpoints.CheckpointError: for a bad checkpoint.
@@ -105,7 +107,7 @@ def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
     share_cpu_with_physics(cfg)
     task = task if task is not None else make_task(cfg)
     env = RlGamesVecEnv(task, cfg.rl_device)
-    player = load_player(cfg, env, checkpoint)
+    player = load_player(cfg, env, checkpoint, quiet=quiet)
     episodes = int(episodes if episodes is not None else cfg.episodes)
     rounds = max(1, math.ceil(episodes / task.num_envs))
     total_steps = rounds * (task.episode_length - 1)

@@ -122,10 +122,14 @@ class Trainer:
         task: the task to train on; built from ``cfg`` when omitted (the Kit panel passes
             the task of the scene it built).
         on_progress: called with a :class:`Progress` after every epoch, on the training thread.
+        quiet: route rl_games' prints to this module's DEBUG log (the CLI, whose progress bar
+            they would break). It redirects the whole process's stdout while training, so the
+            Kit panel leaves it off.
     """
 
-    def __init__(self, cfg, task=None, on_progress: Optional[Callable[[Progress], None]] = None):
+    def __init__(self, cfg, task=None, on_progress: Optional[Callable[[Progress], None]] = None, quiet: bool = False):
         self.cfg = cfg
+        self.quiet = quiet
         self._task = task
         self.on_progress = on_progress
         self.history: List[Progress] = []
@@ -198,7 +202,7 @@ class Trainer:
         observer = _Observer(self)
         runner = Runner(algo_observer=observer)
         self._start_time = time.perf_counter()
-        with _rl_games_output_to_log():
+        with rl_games_output_to_log(self.quiet):
             runner.load({"params": params})
             runner.reset()
             runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
@@ -248,8 +252,14 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
 
 
 @contextlib.contextmanager
-def _rl_games_output_to_log():
-    """rl_games prints to stdout; route it to this module's DEBUG log so progress bars stay clean."""
+def rl_games_output_to_log(enabled: bool = True):
+    """rl_games prints to stdout; route it to this module's DEBUG log so progress bars stay clean.
+
+    ``enabled=False`` does nothing (``redirect_stdout`` is process-wide: not inside Kit).
+    """
+    if not enabled:
+        yield
+        return
 
     class _LogStream(io.TextIOBase):
         def write(self, text):

@@ -356,12 +356,15 @@ class Sim2RealClient(object):
         Raises:
             ValueError: not 3 finite numbers, or a quaternion that is not 4 finite
                 numbers with a non-zero norm.
-            RuntimeError: the client is in ``real2sim`` mode (observers cannot send goals).
+            RuntimeError: the client is in ``real2sim`` mode (observers cannot send goals)
+                or speaks the legacy protocol.
             Sim2RealError: ``fail_quietly`` is False and the link has failed.
         """
         self.check()
         if self.mode == "real2sim":
             raise RuntimeError("send_goal() needs mode 'goal' or 'sim2real', this client is in 'real2sim'")
+        if self.protocol != "v1":
+            raise RuntimeError("send_goal() needs protocol v1 (legacy servers run no policy)")
         goal = P.check_goal(xyz, quat)
         with self._lock:
             self._goal = goal
@@ -375,13 +378,14 @@ class Sim2RealClient(object):
 
         Raises:
             ValueError: another mode name.
-            RuntimeError: the client is in ``real2sim`` mode.
+            RuntimeError: the client is in ``real2sim`` mode or speaks the legacy protocol.
         """
         codes = {name: code for code, name in P.ServerMode.NAMES.items()}
         if mode not in codes:
             raise ValueError("mode must be 'direct' or 'policy', got %r" % (mode,))
-        if self.mode == "real2sim":
-            raise RuntimeError("request_mode() needs a controlling client, this client is in 'real2sim'")
+        if self.mode == "real2sim" or self.protocol != "v1":
+            raise RuntimeError("request_mode() needs a controlling v1 client, this one is %s in mode %r"
+                               % (self.protocol, self.mode))
         with self._lock:
             self._mode_request = codes[mode]
 

@@ -168,12 +168,14 @@ class NumpyPolicy(object):
             PolicyFileError: the file is missing, not an ``.npz`` or not a dofbot-rl policy.
         """
         try:
+            # An .npz is a zip file. Checked first: np.load of a broken zip leaves an NpzFile
+            # whose __del__ prints a traceback (numpy 1.19, the Jetson's).
+            with zipfile.ZipFile(str(path)) as zf:
+                zf.namelist()
             with np.load(str(path), allow_pickle=False) as data:
                 arrays = {k: data[k] for k in data.files}
         except (IOError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise PolicyFileError("cannot read policy file %s: %s" % (path, exc))
-        except AttributeError:  # np.load returned a plain array: a .npy, not an .npz
-            raise PolicyFileError("%s is a single array (.npy), not a policy .npz" % (path,))
         if "format" not in arrays:
             raise PolicyFileError("%s is not a dofbot-rl policy (no 'format' entry); export one with "
                                   "`dofbot-rl export checkpoint=... format=npz`" % (path,))
