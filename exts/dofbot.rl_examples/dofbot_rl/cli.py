@@ -16,6 +16,7 @@ line ``dofbot-rl: error: ...`` and exit status 2; nothing is written half.
 import logging
 import math
 import sys
+import time
 from typing import Dict, List, Sequence, Tuple
 
 from dofbot_rl.errors import USER_ERRORS, UsageError
@@ -143,22 +144,29 @@ def cmd_play(args: Sequence[str]) -> int:
 
 
 class _PlayHooks:
-    """Optional per-step work in ``play``: keyboard teleop of env 0, sim-to-real mirroring of env 0."""
+    """Optional per-step work in ``play``: keyboard teleop of env 0, sim-to-real mirroring of env 0.
+
+    With either on, ``play`` runs at real time (60 control steps per second).
+    """
 
     def __init__(self, cfg):
         self.cfg = cfg
         self.teleop = None
         self.terminal = None
         self.client = None
-        self.active = bool(cfg.teleop or cfg.task.sim2real.get("enabled", False))
+        self.active = bool(cfg.teleop or cfg.sim2real.enabled)
 
     def __enter__(self):
         return self
 
     def on_step(self, task, actions):
+        # A human or a real arm is in the loop: run at real time (one control step per control_dt).
+        now = time.monotonic()
+        self._next_tick = max(getattr(self, "_next_tick", now), now - task.control_dt) + task.control_dt
+        time.sleep(max(0.0, self._next_tick - now))
         if self.cfg.teleop:
             self._teleop_step(task)
-        if self.cfg.task.sim2real.get("enabled", False):
+        if self.cfg.sim2real.enabled:
             self._sim2real_step(task)
 
     def _teleop_step(self, task):
@@ -177,9 +185,16 @@ class _PlayHooks:
         from dofbot_rl.sim2real.client import Sim2RealClient
 
         if self.client is None:
-            self.client = Sim2RealClient.from_config(dict(self.cfg.task.sim2real))
+            self.client = Sim2RealClient.from_config(dict(self.cfg.sim2real))
             self.client.start()
-        self.client.send_joint_positions(task.dof_pos[0].tolist())
+            self._goal_sent = None
+        if self.cfg.sim2real.mode == "goal":  # the server runs the policy: send env 0's goal when it changes
+            goal = task.goal_pos[0].tolist()
+            if goal != self._goal_sent:
+                self.client.send_goal(goal)
+                self._goal_sent = goal
+        elif self.cfg.sim2real.mode == "sim2real":
+            self.client.send_joint_positions(task.dof_pos[0].tolist())
 
     def __exit__(self, *exc):
         if self.terminal is not None:

@@ -114,8 +114,7 @@ class TaskConfig:
     env: EnvConfig = field(default_factory=EnvConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
-    sim2real: Dict[str, Any] = field(default_factory=dict)
-    teleop: Dict[str, Any] = field(default_factory=dict)
+    teleop: Dict[str, Any] = field(default_factory=dict)  #: checked by dofbot_rl.teleop.TeleopConfig
 
 
 @dataclass
@@ -147,6 +146,7 @@ class MainConfig:
     train_dir: str = "runs"  #: runs/<experiment>/nn/<experiment>.pth
     episodes: int = 20  #: play: episodes to evaluate per env batch
     teleop: bool = False  #: play: drive env 0 from the keyboard
+    sim2real: Dict[str, Any] = field(default_factory=dict)  #: checked by dofbot_rl.sim2real.client.Sim2RealConfig
     device_defaults: Dict[str, DeviceDefaults] = field(default_factory=dict)
 
 
