@@ -12,6 +12,7 @@ EXT_DIR = Path(__file__).resolve().parents[2] / "exts" / "dofbot.rl_examples"
 if str(EXT_DIR) not in sys.path:
     sys.path.insert(0, str(EXT_DIR))
 
+from _py36 import find_python36  # noqa: E402
 from dofbot_rl.sim2real.arms import SimulatedArm  # noqa: E402
 from dofbot_rl.sim2real.client import Sim2RealClient  # noqa: E402
 from dofbot_rl.sim2real.server import Sim2RealServer  # noqa: E402
@@ -21,23 +22,7 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer-running test, deselect with -m 'not slow'")
 
 
-def _find_python36():
-    candidates = []
-    try:
-        root = subprocess.run(["pyenv", "root"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                              universal_newlines=True, timeout=10).stdout.strip()
-        if root:
-            candidates.append(os.path.join(root, "versions", "3.6.15", "bin", "python"))
-    except (OSError, subprocess.SubprocessError):
-        pass
-    candidates.append(os.path.expanduser("~/.pyenv/versions/3.6.15/bin/python"))
-    for path in candidates:
-        if os.path.exists(path):
-            return path
-    return None
-
-
-PYTHON36 = _find_python36()
+PYTHON36 = find_python36()
 
 
 @pytest.fixture

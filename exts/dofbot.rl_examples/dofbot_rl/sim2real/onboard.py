@@ -53,6 +53,7 @@ except ImportError:  # pragma: no cover - the Jetson image ships numpy (python3-
 
 from .. import robot
 from .npz_policy import NumpyPolicy, PolicyFileError
+from .server import float_list
 
 _log = logging.getLogger(__name__)
 
@@ -454,28 +455,18 @@ class GoalEpisodes(object):
 # ----------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------
-def _floats(text, n, what):
-    try:
-        vals = [float(v) for v in text.split(",")]
-    except ValueError:
-        vals = []
-    if len(vals) != n or not all(math.isfinite(v) for v in vals):
-        raise argparse.ArgumentTypeError("%s must be %d comma-separated numbers, got %r" % (what, n, text))
-    return vals
-
-
 def build_parser():
     """The ``python -m dofbot_rl.sim2real.onboard`` argument parser."""
     p = argparse.ArgumentParser(prog="python -m dofbot_rl.sim2real.onboard",
                                 description="Run an exported .npz Dofbot policy on the arm (or the simulated arm).")
     p.add_argument("--policy", required=True, help="policy file from `dofbot-rl export format=npz`")
     goal = p.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--goal", type=lambda s: _floats(s, 3, "--goal"),
+    goal.add_argument("--goal", type=float_list(3, "--goal"),
                       help="goal position x,y,z (m, robot base frame), e.g. 0.17,0.15,0.25")
     goal.add_argument("--episodes", type=int,
                       help="evaluate instead: sample goals like the training task for this many episodes "
                            "and print the success rate")
-    p.add_argument("--goal-quat", type=lambda s: _floats(s, 4, "--goal-quat"), default=None,
+    p.add_argument("--goal-quat", type=float_list(4, "--goal-quat"), default=None,
                    help="goal orientation w,x,y,z (default identity)")
     p.add_argument("--goal-rot", choices=("identity", "random"), default="identity",
                    help="with --episodes: goal orientations identity (deployment) or random (like training)")

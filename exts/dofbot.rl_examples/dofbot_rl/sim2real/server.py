@@ -891,7 +891,8 @@ def _peer(peer):
 # ----------------------------------------------------------------------------------
 
 
-def _float_list(n, what):
+def float_list(n, what):
+    """An argparse ``type``: ``n`` comma-separated finite numbers (``what`` names the option in errors)."""
     def parse(text):
         try:
             vals = [float(v) for v in text.split(",")]
@@ -933,10 +934,10 @@ def build_arg_parser():
                    help="policy mode: run this exported policy (.npz from `dofbot-rl export format=npz`, needs "
                         "numpy) at its control rate toward --goal or a client's GOAL; clients' COMMANDs are "
                         "refused unless they take over (MODE direct)")
-    p.add_argument("--goal", type=_float_list(3, "--goal"), default=None,
+    p.add_argument("--goal", type=float_list(3, "--goal"), default=None,
                    help="with --policy: first goal x,y,z (m, robot base frame), e.g. 0.17,0.15,0.25 "
                         "(default: none, the arm stays still until a client sends one)")
-    p.add_argument("--goal-quat", type=_float_list(4, "--goal-quat"), default=None,
+    p.add_argument("--goal-quat", type=float_list(4, "--goal-quat"), default=None,
                    help="with --goal: goal orientation w,x,y,z (default identity)")
     p.add_argument("--move-ms", type=int, default=POLICY_MOVE_MS,
                    help="with --policy: servo move time sent with the policy's targets (ms)")
