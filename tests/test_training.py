@@ -4,6 +4,7 @@ import json
 import math
 import threading
 
+import pytest
 import torch
 
 from dofbot_rl.config import load_config
@@ -56,3 +57,13 @@ def test_stop_from_another_thread_leaves_a_checkpoint(tmp_path):
     r = result["r"]
     assert r.stopped and r.history[-1].epoch == 2
     assert load_checkpoint(r.checkpoint)["epoch"] == 2
+
+
+@pytest.mark.slow
+def test_default_cpu_training_reaches_goals(tmp_path):
+    """README's main job, shortened: the CPU defaults train a policy that reaches >= 50 % of its goals."""
+    cfg = load_config(["sim_device=cpu", "max_iterations=60", f"train_dir={tmp_path}", "experiment=reach"])
+    result = Trainer(cfg).train()
+    played = evaluate(cfg, result.checkpoint, episodes=128)
+    assert played.success_rate >= 0.5, played.summary_line()
+    assert played.goals_per_episode >= 5.0, played.summary_line()

@@ -205,7 +205,11 @@ class Trainer:
         with rl_games_output_to_log(self.quiet):
             runner.load({"params": params})
             runner.reset()
-            runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+            try:
+                runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+            finally:
+                if observer.algo is not None:  # flush TensorBoard now, not at interpreter exit
+                    observer.algo.writer.close()
         result = TrainResult(experiment_dir=self.experiment_dir, checkpoint=latest_checkpoint(self.experiment_dir),
                              history=list(self.history), stopped=self._stop.is_set())
         self._write_history(result)
