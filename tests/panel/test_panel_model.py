@@ -293,3 +293,16 @@ def test_render_modes_change_steps_per_update(model):
     model.stop()
     model.stop()  # Force stop: no need to finish the epoch here
     _ticks_until(model, lambda: model.state == PanelState.LOADED)
+
+
+def test_teleop_max_robots_caps_the_loaded_scene_only_when_set(tmp_path):
+    """task.teleop.max_robots (0 = no cap) limits the scene Load builds, for teleop demos."""
+    store = DictStore({"train_dir": str(tmp_path / "runs"), "num_envs": 300, "max_iterations": 2})
+    capped = PanelModel(store, base_overrides=CPU_SHORT + ["task.teleop.max_robots=128"])
+    plain = PanelModel(DictStore(dict(store.values)), base_overrides=CPU_SHORT)
+    try:
+        assert capped.begin_load().num_envs == 128 and "capped by task.teleop.max_robots" in capped.status.text
+        assert plain.begin_load().num_envs == 300
+    finally:
+        capped.shutdown()
+        plain.shutdown()

@@ -117,6 +117,13 @@ def cmd_play(args: Sequence[str]) -> int:
     from dofbot_rl.tasks import TASKS
 
     cfg = load_config(list(args) + ["test=True"])
+    if cfg.teleop:  # a teleop demo scene, capped by task.teleop.max_robots (0: no cap)
+        from dofbot_rl.teleop.model import TeleopConfig, cap_num_envs
+
+        capped = cap_num_envs(cfg.num_envs, TeleopConfig.from_mapping(dict(cfg.task.teleop)).max_robots)
+        if capped != cfg.num_envs:
+            log.info("teleop: %d robots (task.teleop.max_robots)", capped)
+            cfg = load_config(list(args) + ["test=True", f"num_envs={capped}"])
     checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else (
         latest_checkpoint(Path(cfg.train_dir) / cfg.experiment) or default_checkpoint())
     if checkpoint is None:

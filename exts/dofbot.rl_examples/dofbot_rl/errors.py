@@ -3,6 +3,7 @@
 from dofbot_rl.config import ConfigError
 from dofbot_rl.physics.base import PhysicsError
 from dofbot_rl.rl.checkpoints import CheckpointError
+from dofbot_rl.sim2real.client import Sim2RealError
 from dofbot_rl.tasks.dofbot_reacher import NonFiniteActionError
 
 
@@ -10,4 +11,11 @@ class UsageError(ValueError):
     """A command-line mistake (unknown command, bad extra option)."""
 
 
-USER_ERRORS = (ConfigError, CheckpointError, NonFiniteActionError, PhysicsError, UsageError, FileNotFoundError)
+USER_ERRORS = (ConfigError, CheckpointError, NonFiniteActionError, PhysicsError, UsageError, FileNotFoundError,
+               Sim2RealError)
+try:  # POSIX only (termios)
+    from dofbot_rl.teleop.terminal import NotATerminalError
+
+    USER_ERRORS += (NotATerminalError,)
+except ImportError:  # pragma: no cover - Windows
+    pass
