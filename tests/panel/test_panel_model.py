@@ -245,6 +245,7 @@ def test_teleop_drives_the_selected_robot_while_training(model):
 class FakeClient:
     def __init__(self, mapping):
         self.mapping, self.sent, self.state, self.latency_ms, self.last_error = mapping, [], "connecting", None, None
+        self.goals = []
 
     def start(self):
         return self
@@ -255,6 +256,14 @@ class FakeClient:
     def send_joint_positions(self, q):
         self.sent.append(list(q))
 
+    def send_goal(self, xyz):
+        self.goals.append(list(xyz))
+
+    def readback(self):
+        from types import SimpleNamespace
+
+        return SimpleNamespace(q=(0.5, 0.2, -0.1, 0.3, 0.0, 0.4))
+
 
 def test_sim2real_toggle_mirrors_the_selected_robot(model):
     from dofbot_rl.panel.sim2real_link import Sim2RealLink
@@ -262,7 +271,7 @@ def test_sim2real_toggle_mirrors_the_selected_robot(model):
     clients = []
     model.sim2real._factory = lambda mapping: clients.append(FakeClient(mapping)) or clients[-1]
     assert model.set_sim2real(True, "10.0.0.7", "6000")
-    assert clients[0].mapping == {"host": "10.0.0.7", "port": 6000, "fail_quietly": True}
+    assert clients[0].mapping == {"host": "10.0.0.7", "port": 6000, "fail_quietly": True, "mode": "sim2real"}
     assert model.store.get("sim2real_host") == "10.0.0.7" and model.sim2real.status() == "connecting"
     model.press("load")
     model.press("train")
@@ -272,6 +281,29 @@ def test_sim2real_toggle_mirrors_the_selected_robot(model):
     assert not model.set_sim2real(True, port="http")
     link = Sim2RealLink()
     assert not link.switch_on("127.0.0.1", 0) and "port" in link.error
+
+
+def test_sim2real_goal_and_real2sim_modes(model, tmp_path):
+    """goal: the selected robot's goal goes to a policy-running server; real2sim: the robot follows the read-back."""
+    clients = []
+    model.sim2real._factory = lambda mapping: clients.append(FakeClient(mapping)) or clients[-1]
+    token = tmp_path / "token"
+    token.write_text("secret")
+    assert model.set_sim2real(True, "10.0.0.7", 6000, token_file=str(token), mode="goal")
+    assert clients[0].mapping["token_file"] == str(token) and clients[0].mapping["mode"] == "goal"
+    assert model.store.get("sim2real_mode") == "goal"
+    model.press("load")
+    model.press("train")
+    _ticks_until(model, lambda: model.session.run.env.steps >= 3)
+    assert clients[0].goals and len(clients[0].goals[0]) == 3 and clients[0].sent == []
+    assert model.set_sim2real(True, mode="real2sim")
+    _ticks_until(model, lambda: model.session.task.manual_env_ids == [0])
+    _ticks_until(model, lambda: abs(model.session.task.joint_pos_targets[0, 0].item() - 0.5) < 1e-6)
+    assert model.session.task.joint_pos_targets[0, 5].item() == pytest.approx(0.4)  # the gripper follows too
+    model.set_sim2real(False)
+    _ticks_until(model, lambda: model.session.task.manual_env_ids == [])
+    model.stop()
+    _ticks_until(model, lambda: model.state == PanelState.LOADED)
 
 
 def test_render_modes_change_steps_per_update(model):

@@ -9,6 +9,8 @@ from typing import Callable, Dict, Optional
 
 import omni.ui as ui
 
+from dofbot_rl.panel.settings import SIM2REAL_MODES
+
 TITLE = "RL Examples"
 _STATUS_COLOURS = {"info": 0xFFCCCCCC, "busy": 0xFF55C8FF, "ok": 0xFF66DD66, "error": 0xFF5555FF}  # ABGR
 _LABEL_W = 130
@@ -155,11 +157,19 @@ class RlExamplesWindow:
                     self._host.model.set_value(m.settings.sim2real_host)
                     self._port = ui.IntField(width=70)
                     self._port.model.set_value(m.settings.sim2real_port)
+                with self._row("Token file"):
+                    self._token = ui.StringField()
+                    self._token.model.set_value(m.settings.sim2real_token_file)
+                with self._row("Mode"):
+                    self._link_mode = ui.ComboBox(SIM2REAL_MODES.index(m.settings.sim2real_mode), *SIM2REAL_MODES)
                 with ui.HStack(height=22, spacing=4):
                     self._sim2real = ui.CheckBox(width=20)
                     self._sim2real.model.add_value_changed_fn(
-                        lambda model: m.set_sim2real(model.as_bool, self._host.model.as_string, self._port.model.as_int))
-                    ui.Label("Mirror the selected robot onto the real Dofbot")
+                        lambda model: m.set_sim2real(
+                            model.as_bool, self._host.model.as_string, self._port.model.as_int,
+                            self._token.model.as_string,
+                            SIM2REAL_MODES[self._link_mode.model.get_item_value_model().as_int]))
+                    ui.Label("Link the selected robot to the real Dofbot (status light below)")
                 self._sim2real_status = ui.Label("", height=0)
 
     def _browse(self) -> None:

@@ -648,10 +648,14 @@ class PanelModel:
     # ------------------------------------------------------------------------------
     # Sim2Real
     # ------------------------------------------------------------------------------
-    def set_sim2real(self, on: bool, host: Optional[str] = None, port=None) -> bool:
-        """Switch the sim-to-real link on (to ``host:port``, remembered) or off; returns its state."""
+    def set_sim2real(self, on: bool, host: Optional[str] = None, port=None, token_file: Optional[str] = None,
+                     mode: Optional[str] = None) -> bool:
+        """Switch the sim-to-real link on (to ``host:port`` with ``token_file`` and ``mode``, all
+        remembered) or off; returns its state."""
         if on:
             host = host if host is not None else self.settings.sim2real_host
+            token_file = token_file if token_file is not None else self.settings.sim2real_token_file
+            mode = mode if mode is not None else self.settings.sim2real_mode
             try:
                 port = int(port if port is not None else self.settings.sim2real_port)
             except (TypeError, ValueError):
@@ -659,10 +663,11 @@ class PanelModel:
                 self._changed()
                 return False
             self.input_errors.pop("sim2real_port", None)
-            if not self.sim2real.switch_on(host, port):
+            if not self.sim2real.switch_on(host, port, token_file=token_file, mode=mode):
                 self.status = StatusLine(self.sim2real.error, "error", self.sim2real.error)
             else:
                 self.settings.sim2real_host, self.settings.sim2real_port = host, port
+                self.settings.sim2real_token_file, self.settings.sim2real_mode = token_file, mode
                 self.settings.save(self.store)
         else:
             self.sim2real.switch_off()

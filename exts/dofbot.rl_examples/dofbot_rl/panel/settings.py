@@ -41,6 +41,10 @@ class DictStore:
         self.values[key] = value
 
 
+#: Link modes the panel offers (see dofbot_rl.panel.sim2real_link).
+SIM2REAL_MODES = ("sim2real", "goal", "real2sim")
+
+
 @dataclasses.dataclass
 class PanelSettings:
     """The panel's persistent inputs.
@@ -55,7 +59,9 @@ class PanelSettings:
     train_dir: str = ""  #: where runs are written and checkpoints listed; empty: ``<repo>/runs``
     checkpoint: str = ""  #: the last checkpoint chosen (path)
     sim2real_host: str = "127.0.0.1"  #: Dofbot server host
-    sim2real_port: int = 5555  #: Dofbot server port
+    sim2real_port: int = 65432  #: Dofbot server port (the reference's)
+    sim2real_token_file: str = ""  #: shared-token file for the v1 hello; empty: no token
+    sim2real_mode: str = "sim2real"  #: ``sim2real`` (mirror joints), ``goal`` (server runs the policy), ``real2sim``
 
     problems: List[str] = dataclasses.field(default_factory=list, compare=False, repr=False)
     """Stored values that were ignored on :meth:`load`, one message each."""
@@ -83,6 +89,7 @@ class PanelSettings:
             "max_iterations": out.max_iterations >= 0,
             "render_mode": out.render_mode in RENDER_MODES,
             "sim2real_port": 0 < out.sim2real_port < 65536,
+            "sim2real_mode": out.sim2real_mode in SIM2REAL_MODES,
         }
         for name, ok in checks.items():
             if not ok:

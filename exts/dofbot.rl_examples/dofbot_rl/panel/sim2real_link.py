@@ -1,8 +1,13 @@
-"""The panel's Sim2Real toggle: mirror the selected robot onto a real Dofbot.
+"""The panel's Sim2Real toggle: link the selected robot (env 0 when none is) to a real Dofbot.
 
-Wraps :class:`dofbot_rl.sim2real.Sim2RealClient` (non-blocking, its own thread). While
-on, a session step hook sends the selected robot's joint positions (env 0 when none is
-selected) once per control step; the client sends the newest at its own rate.
+Wraps :class:`dofbot_rl.sim2real.Sim2RealClient` (non-blocking, its own thread). While on,
+a session step hook runs once per control step, by mode:
+
+* ``sim2real``: sends the robot's joint positions; the client sends the newest at its rate;
+* ``goal``: sends the robot's goal when it changes, to a server that runs the exported
+  policy itself (``dofbot-rl serve --policy``);
+* ``real2sim``: the simulated robot follows the real arm's servo read-back (through the
+  task's manual-target seam, like keyboard teleop); switching off hands it back.
 """
 
 import logging
@@ -22,38 +27,52 @@ class Sim2RealLink:
 
     Args:
         client_factory: ``factory(mapping) -> client`` with ``start()``, ``stop()``,
-            ``send_joint_positions(q6)``, ``state``, ``latency_ms``, ``last_error``;
+            ``send_joint_positions(q6)``, ``send_goal(xyz)``, ``readback()``, ``state``,
+            ``latency_ms``, ``last_error``;
             default :meth:`Sim2RealClient.from_config`.
     """
 
     def __init__(self, client_factory: Optional[Callable[[dict], Any]] = None):
         self._factory = client_factory or _default_factory
         self.client = None
+        self.mode = "sim2real"
         self.error = ""  #: why the last switch-on failed, one line
+        self._driven_env = None  # real2sim: the env following the read-back
+        self._release = None  # real2sim: env to hand back to the policy at the next step
+        self._goal_sent = None
 
     @property
     def enabled(self) -> bool:
         """True while a client runs."""
         return self.client is not None
 
-    def switch_on(self, host: str, port: int, fail_quietly: bool = True) -> bool:
+    def switch_on(self, host: str, port: int, fail_quietly: bool = True, token_file: str = "",
+                  mode: str = "sim2real") -> bool:
         """Start a client to ``host:port`` (it connects and reconnects in the background).
 
+        Args:
+            token_file: shared-token file for the v1 hello ("" for none).
+            mode: ``sim2real``, ``goal`` or ``real2sim`` (see the module docstring).
+
         Returns:
-            True when started; False with :attr:`error` set for a bad host/port.
+            True when started; False with :attr:`error` set for a bad host/port/mode/token file.
         """
         self.switch_off()
+        mapping = {"host": host, "port": int(port), "fail_quietly": fail_quietly, "mode": mode}
+        if token_file:
+            mapping["token_file"] = token_file
         try:
-            client = self._factory({"host": host, "port": int(port), "fail_quietly": fail_quietly})
+            client = self._factory(mapping)
             self.client = client.start() or client
         except (ValueError, OSError) as exc:
             self.client, self.error = None, f"Sim2Real: {exc}"
             return False
-        self.error = ""
+        self.error, self.mode, self._goal_sent = "", mode, None
         return True
 
     def switch_off(self) -> None:
         """Stop the client (the server holds the arm when the link closes)."""
+        self._release, self._driven_env = self._driven_env, None
         client, self.client = self.client, None
         if client is not None:
             client.stop()
@@ -72,9 +91,26 @@ class Sim2RealLink:
         """A session step hook sending the selected robot's joint positions (rad)."""
 
         def hook(task, actions, result):
+            if self._release is not None:
+                task.set_manual_targets(self._release, None)
+                self._release = None
             if self.client is None:
                 return
             env_id = selected_env()
-            self.client.send_joint_positions(task.dof_pos[0 if env_id is None else env_id].tolist())
+            env_id = 0 if env_id is None else env_id
+            if self.mode == "goal":
+                goal = task.goal_pos[env_id].tolist()
+                if goal != self._goal_sent:
+                    self.client.send_goal(goal)
+                    self._goal_sent = goal
+            elif self.mode == "real2sim":
+                readback = self.client.readback()
+                if readback is not None and all(v == v for v in readback.q):  # NaN: a failed servo read
+                    if self._driven_env not in (None, env_id):
+                        task.set_manual_targets(self._driven_env, None)
+                    task.set_manual_targets(env_id, list(readback.q))
+                    self._driven_env = env_id
+            else:
+                self.client.send_joint_positions(task.dof_pos[env_id].tolist())
 
         return hook
