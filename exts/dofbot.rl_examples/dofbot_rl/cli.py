@@ -17,6 +17,7 @@ import logging
 import math
 import sys
 import time
+from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from dofbot_rl.errors import USER_ERRORS, UsageError
@@ -151,9 +152,10 @@ def cmd_play(args: Sequence[str]) -> int:
 
 
 class _PlayHooks:
-    """Optional per-step work in ``play``: keyboard teleop of env 0, sim-to-real mirroring of env 0.
+    """Optional per-step work in ``play``: keyboard teleop of env 0, sim-to-real mirroring of env 0,
+    a rendered rollout of env 0.
 
-    With either on, ``play`` runs at real time (60 control steps per second).
+    With teleop or sim-to-real on, ``play`` runs at real time (60 control steps per second).
     """
 
     def __init__(self, cfg):
@@ -161,12 +163,23 @@ class _PlayHooks:
         self.teleop = None
         self.terminal = None
         self.client = None
-        self.active = bool(cfg.teleop or cfg.sim2real.enabled)
+        self.recorder = None
+        self.realtime = bool(cfg.teleop or cfg.sim2real.enabled)
+        self.active = self.realtime or bool(cfg.render)
 
     def __enter__(self):
+        if self.cfg.render:
+            from dofbot_rl.config import model_path
+            from dofbot_rl.render import RolloutRecorder
+
+            self.recorder = RolloutRecorder(model_path(self.cfg), self.cfg.task.sim.dt * self.cfg.task.env.control_frequency_inv)
         return self
 
     def on_step(self, task, actions):
+        if self.recorder is not None:
+            self.recorder.capture(task)
+        if not self.realtime:
+            return
         # A human or a real arm is in the loop: run at real time (one control step per control_dt).
         now = time.monotonic()
         self._next_tick = max(getattr(self, "_next_tick", now), now - task.control_dt) + task.control_dt
@@ -204,6 +217,11 @@ class _PlayHooks:
             self.client.send_joint_positions(task.dof_pos[0].tolist())
 
     def __exit__(self, *exc):
+        if self.recorder is not None:
+            if self.recorder.frames:
+                path = self.recorder.save(Path(self.cfg.train_dir) / self.cfg.experiment / "rollout.gif")
+                log.info("rendered rollout of env 0: %s", path)
+            self.recorder.close()
         if self.terminal is not None:
             self.terminal.close()
         if self.client is not None:

@@ -146,6 +146,7 @@ class MainConfig:
     train_dir: str = "runs"  #: runs/<experiment>/nn/<experiment>.pth
     episodes: int = 20  #: play: episodes to evaluate per env batch
     teleop: bool = False  #: play: drive env 0 from the keyboard
+    render: bool = False  #: play: save an animated GIF of env 0 as runs/<experiment>/rollout.gif
     sim2real: Dict[str, Any] = field(default_factory=dict)  #: checked by dofbot_rl.sim2real.client.Sim2RealConfig
     device_defaults: Dict[str, DeviceDefaults] = field(default_factory=dict)
 

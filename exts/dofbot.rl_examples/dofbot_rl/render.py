@@ -1,0 +1,99 @@
+"""A rendered rollout of one robot: MuJoCo's offscreen renderer, saved as an animated GIF.
+
+Used by ``dofbot-rl play render=True``. The frames are drawn from the task's joint
+angles with the same MJCF on any backend (MuJoCo C, MuJoCo Warp), the goal as a green
+sphere and the fingertip point as a red one.
+
+Headless machines need an offscreen OpenGL before ``mujoco`` is imported:
+``MUJOCO_GL=egl`` with an NVIDIA GPU, ``MUJOCO_GL=osmesa`` on a CPU
+(``apt install libosmesa6``).
+"""
+
+from pathlib import Path
+from typing import List
+
+import mujoco
+import numpy as np
+
+
+class RenderError(RuntimeError):
+    """No OpenGL context could be made for offscreen rendering."""
+
+
+class RolloutRecorder:
+    """Records one env's rollout as frames.
+
+    Args:
+        model_path: the Dofbot MJCF (the one the task runs).
+        control_dt: the task's control step (s).
+        env_id: which robot to film.
+        seconds: how much of the rollout to keep (s).
+        fps: frames per second of the GIF.
+        size: ``(width, height)`` in pixels.
+
+    Raises:
+        RenderError: when no offscreen OpenGL context is available (the message says how
+            to get one).
+    """
+
+    def __init__(self, model_path, control_dt: float, env_id: int = 0, seconds: float = 8.0, fps: int = 20,
+                 size=(320, 320)):
+        self.model = mujoco.MjModel.from_xml_path(str(model_path))
+        self.data = mujoco.MjData(self.model)
+        self.env_id = env_id
+        self.every = max(1, round(1.0 / (fps * control_dt)))
+        self.fps = 1.0 / (self.every * control_dt)
+        self.max_frames = int(seconds * self.fps)
+        self.frames: List[np.ndarray] = []
+        self._steps = 0
+        try:
+            self.renderer = mujoco.Renderer(self.model, height=size[1], width=size[0])
+        except Exception as exc:  # GL errors come in many types
+            raise RenderError(
+                f"offscreen rendering is not available ({exc}): set MUJOCO_GL=egl (NVIDIA GPU) or "
+                "MUJOCO_GL=osmesa (apt install libosmesa6) before running, or drop render=True"
+            ) from None
+        self.camera = mujoco.MjvCamera()
+        self.camera.lookat[:] = (0.0, 0.0, 0.22)
+        self.camera.distance, self.camera.azimuth, self.camera.elevation = 0.8, 135.0, -18.0
+
+    @property
+    def done(self) -> bool:
+        """True once ``seconds`` of frames are kept."""
+        return len(self.frames) >= self.max_frames
+
+    def capture(self, task) -> None:
+        """Call once per control step: keeps every ``every``-th frame of env ``env_id``."""
+        self._steps += 1
+        if self.done or self._steps % self.every:
+            return
+        i = self.env_id
+        self.data.qpos[: task.dof_pos.shape[1]] = task.dof_pos[i].detach().cpu().numpy()
+        mujoco.mj_kinematics(self.model, self.data)
+        self.renderer.update_scene(self.data, camera=self.camera)
+        self._marker(task.goal_pos[i].detach().cpu().numpy(), 0.025, (0.2, 0.9, 0.3, 0.6))
+        self._marker(task.tip_pos[i].detach().cpu().numpy(), 0.022, (0.95, 0.2, 0.15, 1.0))
+        self.frames.append(self.renderer.render().copy())
+
+    def _marker(self, pos, radius, rgba) -> None:
+        scene = self.renderer.scene
+        if scene.ngeom >= scene.maxgeom:
+            return
+        mujoco.mjv_initGeom(scene.geoms[scene.ngeom], mujoco.mjtGeom.mjGEOM_SPHERE, np.array([radius, 0, 0]),
+                            np.asarray(pos, dtype=float), np.eye(3).ravel(), np.asarray(rgba, dtype=np.float32))
+        scene.ngeom += 1
+
+    def save(self, path) -> Path:
+        """Write the frames as an animated GIF (Pillow); returns the path."""
+        from PIL import Image
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        images = [Image.fromarray(f) for f in self.frames]
+        images[0].save(path, save_all=True, append_images=images[1:], duration=int(1000 / self.fps), loop=0,
+                       optimize=True)
+        return path
+
+    def close(self) -> None:
+        """Release the GL context."""
+        self.renderer.close()
