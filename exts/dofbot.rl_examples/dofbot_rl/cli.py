@@ -6,8 +6,11 @@ Usage (Hydra overrides as in IsaacGymEnvs / OmniIsaacGymEnvs)::
     dofbot-rl play checkpoint=runs/DofbotReacher/nn/DofbotReacher.pth episodes=512
     dofbot-rl bench sizes=64,512,2048 seconds=2 train_epochs=0
     dofbot-rl export checkpoint=... format=onnx verify=True
-    dofbot-rl serve --arm sim --port 65433          (the Dofbot's sim-to-real server)
+    dofbot-rl serve --arm sim                       (the Dofbot's sim-to-real server, port 65432)
     dofbot-rl bundle-server dofbot_server.pyz       (one file to copy to the Jetson)
+    dofbot-rl assets                                (regenerate data/robots/dofbot/ from dofbot_rl/robot.py)
+
+Override keys: config/config.yaml, config/task/DofbotReacher.yaml, config/train/DofbotReacherPPO.yaml.
 
 Errors a user can fix (bad override, missing checkpoint, wrong shapes...) end in one
 line ``dofbot-rl: error: ...`` and exit status 2; nothing is written half.
@@ -15,6 +18,7 @@ line ``dofbot-rl: error: ...`` and exit status 2; nothing is written half.
 
 import logging
 import math
+import signal
 import sys
 import time
 from pathlib import Path
@@ -89,13 +93,21 @@ def cmd_train(args: Sequence[str]) -> int:
         bar.refresh()
 
     trainer = Trainer(cfg, on_progress=on_progress, quiet=True)
+
+    def first_ctrl_c(signum, frame):  # stop cleanly: rl_games ends the epoch and writes a checkpoint
+        log.info("\nCtrl+C: stopping after this epoch and writing a checkpoint (Ctrl+C again aborts)")
+        trainer.stop()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, first_ctrl_c)
     try:
         result = trainer.train()
     except KeyboardInterrupt:
         bar.close()
-        log.info("interrupted: the last checkpoint written is in %s/nn", trainer.experiment_dir)
+        log.info("aborted: checkpoints already written are in %s/nn", trainer.experiment_dir)
         return 130
     finally:
+        signal.signal(signal.SIGINT, previous)
         bar.close()
     log.info("checkpoint: %s", result.checkpoint)
     if result.curve:

@@ -108,7 +108,7 @@ def randomization_problems(rnd) -> List[str]:
 
 @dataclass
 class TaskConfig:
-    """A task: name, MDP, physics, plus the sim-to-real and teleop sections."""
+    """A task: name, MDP, physics, randomisation and the teleop section."""
 
     name: str = "DofbotReacher"
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -122,7 +122,7 @@ class DeviceDefaults:
     """Defaults that depend on the simulation device."""
 
     num_envs: int = 512
-    max_iterations: int = 200
+    max_iterations: int = 150
 
 
 @dataclass
@@ -131,7 +131,6 @@ class MainConfig:
 
     task: TaskConfig = field(default_factory=TaskConfig)
     train: Dict[str, Any] = field(default_factory=dict)  #: rl_games params (validated by rl_games)
-    task_name: str = "DofbotReacher"
     experiment: str = ""  #: run name; empty: the task name
     num_envs: Optional[int] = None  #: None: the device default
     seed: int = 42
@@ -140,11 +139,11 @@ class MainConfig:
     physics: str = "mujoco"  #: the physics backend (mujoco: MuJoCo C on cpu, MuJoCo Warp on cuda)
     sim_device: str = "auto"  #: cpu, cuda:N or auto (cuda:0 when MuJoCo Warp and a GPU are there)
     rl_device: str = ""  #: empty: same as sim_device
-    headless: bool = True
+    headless: bool = True  #: accepted for IsaacGymEnvs compatibility; the headless CLI never opens a window
     test: bool = False  #: play instead of train
     checkpoint: str = ""  #: .pth to resume from (train) or to play
     train_dir: str = "runs"  #: runs/<experiment>/nn/<experiment>.pth
-    episodes: int = 20  #: play: episodes to evaluate per env batch
+    episodes: int = 20  #: play: at least this many episodes in total (rounded up to a multiple of num_envs)
     teleop: bool = False  #: play: drive env 0 from the keyboard
     render: bool = False  #: play: save an animated GIF of env 0 as runs/<experiment>/rollout.gif
     sim2real: Dict[str, Any] = field(default_factory=dict)  #: checked by dofbot_rl.sim2real.client.Sim2RealConfig
@@ -164,7 +163,7 @@ def _hydra_compose(overrides: Sequence[str]) -> DictConfig:
             return compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         message = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"bad override: {message} (see `dofbot-rl --help` for the keys)") from None
+        raise ConfigError(f"bad override: {message} (the keys are in config/config.yaml and config/task/, see README)") from None
 
 
 def resolve_device(name: str) -> str:
@@ -258,8 +257,26 @@ def validate(cfg: DictConfig) -> None:
     need(cfg.episodes > 0, f"episodes must be > 0, got {cfg.episodes}")
     need(bool(cfg.experiment) and os.sep not in cfg.experiment, f"experiment must be a plain name, got {cfg.experiment!r}")
     problems += randomization_problems(cfg.task.randomization)
+    problems += _section_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+def _section_problems(cfg) -> List[str]:
+    """The ``sim2real`` and ``task.teleop`` sections, checked by their own parsers."""
+    from dofbot_rl.sim2real.client import Sim2RealConfig
+    from dofbot_rl.teleop.model import TeleopBindings, TeleopConfig
+
+    problems = []
+    try:
+        Sim2RealConfig.from_mapping(OmegaConf.to_container(cfg.sim2real))
+    except ValueError as exc:
+        problems.append(f"sim2real: {exc}")
+    try:
+        TeleopBindings.from_config(TeleopConfig.from_mapping(OmegaConf.to_container(cfg.task.teleop)))
+    except ValueError as exc:
+        problems.append(f"task.teleop: {exc}")
+    return problems
 
 
 def model_path(cfg: DictConfig):

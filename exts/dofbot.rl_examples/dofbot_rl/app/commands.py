@@ -1,9 +1,11 @@
 """The panel's actions as ``omni.kit.commands`` (scripts and the Script Editor can drive them).
 
-``DofbotBuildScene`` builds the vectorized scene and is undoable (undo removes what it
-built; a scene it replaced comes back through the nested ``DeletePrims``). The other
-commands forward to the panel of the running extension; they change runtime state
-(threads, files), not the stage, so their undo does nothing::
+``DofbotBuildScene`` builds the vectorized scene and is undoable (undo unloads the panel's
+scene, then removes what it built). A rebuild deletes the old scene first with
+``DeletePrims`` in the same undo group (see ``controller.py``), so undoing the group
+brings the old scene back. The other commands forward to the panel of the running
+extension; they change runtime state (threads, files), not the stage, so they have no
+``undo`` and never enter the undo stack::
 
     import omni.kit.commands
     omni.kit.commands.execute("DofbotLoadScene")           # = Load
@@ -55,7 +57,7 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
         api = ext.api
         stage = omni.usd.get_context().get_stage()
         if stage.GetPrimAtPath(ENV_ROOT).IsValid():
-            omni.kit.commands.execute("DeletePrims", paths=[ENV_ROOT])
+            raise RuntimeError(f"{ENV_ROOT} exists: delete it first (DeletePrims, in the same undo group)")
         self._created = []
         for path, define in (("/World", UsdGeom.Xform.Define),
                              ("/World/light", lambda s, p: UsdLux.DomeLight.Define(s, p).CreateIntensityAttr(1000.0))):
@@ -78,21 +80,21 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
         return self.env_origins
 
     def undo(self):
-        """Remove what :meth:`do` built (the replaced scene is restored by the nested delete's undo)."""
-        stage = omni.usd.get_context().get_stage()
-        for path in reversed(self._created):
-            if stage.GetPrimAtPath(path).IsValid():
-                stage.RemovePrim(path)
-        self._created = []
+        """Unload the panel's scene (physics lets go of the prims), then remove what :meth:`do` built."""
         from dofbot_rl.app.extension import get_instance
 
         ext = get_instance()
         if ext is not None and ext.model is not None:
             ext.model.unload()
+        stage = omni.usd.get_context().get_stage()
+        for path in reversed(self._created):
+            if stage.GetPrimAtPath(path).IsValid():
+                stage.RemovePrim(path)
+        self._created = []
 
 
 class _PanelCommand(omni.kit.commands.Command):
-    """Base: forwards to the running extension's panel model; undo does nothing."""
+    """Base: forwards to the running extension's panel model (no ``undo``: not on the undo stack)."""
 
     def _model(self):
         from dofbot_rl.app.extension import get_instance
@@ -101,9 +103,6 @@ class _PanelCommand(omni.kit.commands.Command):
         if ext is None or ext.model is None:
             raise RuntimeError("the dofbot.rl_examples extension is not running")
         return ext
-
-    def undo(self):
-        """Runtime actions are not undoable (the stage is not changed)."""
 
 
 class DofbotLoadSceneCommand(_PanelCommand):

@@ -109,6 +109,13 @@ def _enable(names: Tuple[str, ...]) -> bool:
     return True
 
 
+def enable_torch_provider() -> bool:
+    """Enable ``omni.isaac.ml_archive`` where the app has it (Isaac Sim 2023.1 - 4.2 ship torch
+    there), before anything imports torch; True when it is enabled. Later apps ship torch in
+    their Python and lack the extension (False, nothing to do)."""
+    return _enable(("omni.isaac.ml_archive",))
+
+
 def _import_family(family: str) -> Optional[CoreApi]:
     if family == ISAACSIM:
         from isaacsim.core.api import World

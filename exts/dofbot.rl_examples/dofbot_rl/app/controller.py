@@ -47,8 +47,17 @@ class PanelController:
             usd_path = robot_model_path("usd")
             if not usd_path.is_file():
                 raise FileNotFoundError(f"no robot USD at {usd_path}: run `python -m dofbot_rl.usd_asset`")
-            ok, origins = omni.kit.commands.execute("DofbotBuildScene", usd_path=str(usd_path), num_envs=int(cfg.num_envs),
-                                                    spacing=grid_spacing(cfg.task.env.env_spacing))
+            import omni.kit.undo
+            import omni.usd
+
+            from dofbot_rl.app.commands import ENV_ROOT
+
+            with omni.kit.undo.group():  # one undo step: the rebuild, and the old scene back on undo
+                if omni.usd.get_context().get_stage().GetPrimAtPath(ENV_ROOT).IsValid():
+                    omni.kit.commands.execute("DeletePrims", paths=[ENV_ROOT])
+                ok, origins = omni.kit.commands.execute("DofbotBuildScene", usd_path=str(usd_path),
+                                                        num_envs=int(cfg.num_envs),
+                                                        spacing=grid_spacing(cfg.task.env.env_spacing))
             if not ok:
                 raise RuntimeError("building the scene failed (see the console)")
             world = await create_world_async(self.api, float(cfg.task.sim.dt), cfg.sim_device)

@@ -65,6 +65,9 @@ class DofbotRlExtension(omni.ext.IExt):
 
     # -- start-up ----------------------------------------------------------------------
     def _startup(self) -> None:
+        from dofbot_rl.app.compat import enable_torch_provider
+
+        enable_torch_provider()  # 2023.1 - 4.2: torch comes from omni.isaac.ml_archive
         self.model, problem = _make_model()
         if self.model is not None:
             self._teardown.append(self.model.shutdown)

@@ -30,16 +30,24 @@ class RobotPicker:
     def __init__(self, model):
         self.model = model
         self._selection_sub = None
+        self._closing_sub = None
         self._keyboard_sub = None
         self._input = None
         self._keyboard = None
         self._pending_clear = None
 
     def start(self) -> None:
-        """Subscribe to selection changes."""
+        """Subscribe to selection changes, and to the stage closing (the scene goes with it)."""
         if self._selection_sub is None:
             self._selection_sub = compat.subscribe_stage_event(
                 omni.usd.StageEventType.SELECTION_CHANGED, self._on_selection, "dofbot.rl_examples.selection")
+            self._closing_sub = compat.subscribe_stage_event(
+                omni.usd.StageEventType.CLOSING, self._on_stage_closing, "dofbot.rl_examples.stage_closing")
+
+    def _on_stage_closing(self, event=None) -> None:
+        """File > New / Open: stop any run and drop the scene, whose prims are going away."""
+        self._release_keyboard()
+        self.model.unload()
 
     def stop(self) -> None:
         """Drop both subscriptions."""
@@ -48,6 +56,7 @@ class RobotPicker:
             self._pending_clear = None
         self._release_keyboard()
         self._selection_sub = None
+        self._closing_sub = None
 
     def _on_selection(self, event=None) -> None:
         selection = omni.usd.get_context().get_selection()
@@ -77,14 +86,17 @@ class RobotPicker:
         if not compat.viewport_has_focus():
             return True
         name = event.input.name if hasattr(event.input, "name") else str(event.input)
+        used = False
         if event.type in (carb.input.KeyboardEventType.KEY_PRESS, carb.input.KeyboardEventType.KEY_REPEAT):
-            self.model.key_down(name)
+            used = self.model.key_down(name)
         elif event.type == carb.input.KeyboardEventType.KEY_RELEASE:
-            self.model.key_up(name)
+            used = self.model.key_up(name)
         if self.model.session.teleop.selected_env is None and self._pending_clear is None:  # released (ESC)
             # not from inside the keyboard callback: clearing the selection unsubscribes the keyboard
             self._pending_clear = asyncio.get_event_loop().call_soon(self._clear_selection)
-        return True  # let Kit's own shortcuts see the key too
+        # carb: True passes the event on. Keys teleop used stop here, so Q/W/E/R jog joints
+        # instead of also switching the viewport's select/move/rotate/scale tools.
+        return not used
 
     def _clear_selection(self) -> None:
         self._pending_clear = None

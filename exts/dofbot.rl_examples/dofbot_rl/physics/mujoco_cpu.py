@@ -4,7 +4,7 @@
 the batch's live float64 state rows are wrapped by ``torch.from_numpy`` without copies
 and converted to float32 once per read. Bitwise deterministic at any thread count
 (no contacts). Measured ~100k env-steps/s on 2 cores at 2048 envs
-(``facts/physics-backends.md``; ``dofbot-rl bench`` prints this machine's figure).
+(docs/benchmarks.md; ``dofbot-rl bench`` prints this machine's figure).
 """
 
 from pathlib import Path

@@ -4,7 +4,7 @@ All state stays on the GPU: MuJoCo Warp's arrays are exposed to torch as zero-co
 views (``wp.to_torch``), warp launches on torch's current CUDA stream (no syncs
 between the two), and one control step (``n_substeps`` ``mjw.step`` calls plus the
 kinematics at the new state) is one captured CUDA graph: without graphs MuJoCo Warp
-is 10-23x slower at this model size (``facts/physics-backends.md``).
+is 10-23x slower at this model size (measured in this project's physics survey; docs/benchmarks.md).
 
 First use compiles warp kernels (~50 s on a GPU); the cache (``~/.cache/warp`` or
 ``$WARP_CACHE_PATH``) makes later starts take about a second. Install with

@@ -2,7 +2,7 @@
 
 A checkpoint is ``runs/<experiment>/nn/<name>.pth`` as rl_games 1.6.x writes it: a dict
 with ``model`` (the model's state dict, normalisers included), ``epoch``, ``frame``,
-``optimizer``, ``last_mean_rewards``... (``facts/reference-task.md`` section 1e). Files
+``optimizer``, ``last_mean_rewards``... (docs/training.md; the reference checkpoint layout). Files
 are opened with ``torch.load(weights_only=True)`` (no arbitrary unpickling) before
 rl_games ever sees them.
 """
@@ -153,7 +153,8 @@ def parse_checkpoint_name(path) -> CheckpointEntry:
 
 
 def list_checkpoints(train_dir="runs") -> List[CheckpointEntry]:
-    """All ``<train_dir>/*/nn/*.pth``, newest epoch first, then highest reward."""
+    """All ``<train_dir>/*/nn/*.pth``: experiments alphabetically, within each the best file
+    ``<exp>.pth`` first, then the highest epoch (ties: the highest reward)."""
     entries = [parse_checkpoint_name(p) for p in Path(train_dir).glob("*/nn/*.pth")]
     return sorted(entries, key=lambda e: (e.experiment, -(e.epoch if e.epoch is not None else 10**9),
                                           -(e.reward if e.reward is not None else float("-inf"))))

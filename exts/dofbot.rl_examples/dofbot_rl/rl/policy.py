@@ -10,7 +10,7 @@ observations ``obs (N, 29)``::
     mu = Wmu h + bmu                                         # mu_activation: None
     actions = clamp(mu, -1, 1)                               # player clip_actions (+ rescale to +-1: identity)
 
-``facts/reference-task.md`` section 1e. The task already clamps its observations to
+docs/deploy.md. The task already clamps its observations to
 ``+-clip_observations`` (5); the exported graph repeats that clamp so that a caller
 outside the task (the real arm) gets the same inputs. Everything here is read from the
 checkpoint's ``model`` state dict: the normaliser (``running_mean_std.*``), the actor

@@ -7,7 +7,7 @@ Everything else the project uses is the same in both (checked by running the sui
 each, ``tools/matrix.sh``): ``Runner(algo_observer=...)``, ``load`` / ``reset`` / ``run``,
 the observer hooks ``before_init``, ``after_init``, ``process_infos``, ``after_steps``,
 ``after_clear_stats``, ``after_print_stats``, the ``max_epochs`` exit that writes
-``last_<name>_ep_<E>_rew_<R>.pth``, and the checkpoint dict (``model``, ``epoch``,
+``last_<name>_ep_<E>_rew__<R>_.pth``, and the checkpoint dict (``model``, ``epoch``,
 ``frame``, ``optimizer``, ``last_mean_rewards``, ``env_state``).
 """
 

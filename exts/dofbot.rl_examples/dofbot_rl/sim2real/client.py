@@ -6,7 +6,7 @@ latest target at most ``rate_hz`` times per second, heartbeats when idle, measur
 round-trip time from the server's ACKs, keeps the servo read-back, and reconnects with
 exponential backoff when the link drops. Standard library only, Python 3.6 compatible.
 
-Typical use (task config block ``sim2real:``)::
+Typical use (the top-level ``sim2real:`` block of config/config.yaml)::
 
     client = Sim2RealClient.from_config(cfg["sim2real"]).start()
     ...
@@ -97,7 +97,7 @@ def _as_bool(value, key):
 
 
 class Sim2RealConfig(typing.NamedTuple):
-    """The ``sim2real:`` block of the task config.
+    """The top-level ``sim2real:`` block of config/config.yaml.
 
     Keys: ``enabled`` (bool), ``host``, ``port``, ``protocol`` ("v1" | "legacy"),
     ``token_file`` (path or null), ``fail_quietly`` (bool; the reference's misspelling

@@ -1,6 +1,6 @@
 """The DofbotReacher task: bring the Dofbot's fingertip to random goals, batched in torch.
 
-The MDP is the reference OmniIsaacGymEnvs-DofbotReacher task (``facts/reference-task.md``):
+The MDP is the reference OmniIsaacGymEnvs-DofbotReacher task (docs/task.md):
 29 observations, 6 actions in ``[-1, 1]`` mapped to absolute joint targets within the
 conservative limits, control at 60 Hz on a 120 Hz simulation, reward
 ``-10 d - 0.0002 |a|^2 + 250 [d <= 0.05 m]``, the goal re-sampled on success, 600-step
@@ -107,7 +107,6 @@ class DofbotReacher:
         self.episode_sums: Dict[str, torch.Tensor] = {
             k: torch.zeros(n, device=d) for k in ("dist", "action_penalty", "reach_bonus")
         }
-        self.consecutive_successes = torch.zeros(1, device=d)
         self.extras: Dict[str, object] = {}
         # Envs driven by a human (teleop): env id -> (6,) joint targets (rad).
         self._manual: Dict[int, torch.Tensor] = {}
@@ -367,5 +366,4 @@ class DofbotReacher:
         stats = {"goals_reached": reached, "goals_counted": reached + missed}
         for name, value in self.episode_sums.items():
             stats[f"rew_{name}"] = value[env_ids].clone()
-        self.consecutive_successes = 0.9 * self.consecutive_successes + 0.1 * reached.mean()
         return stats

@@ -2,7 +2,7 @@
 
 Every function takes tensors and floats, works on any torch device and returns one
 value per env. Numbers come from the reference DofbotReacher task
-(``facts/reference-task.md``); where a function has a reference counterpart its name
+(docs/task.md); where a function has a reference counterpart its name
 is given.
 """
 

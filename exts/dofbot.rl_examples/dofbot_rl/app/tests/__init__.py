@@ -4,7 +4,7 @@ They need a running Isaac Sim; pytest never collects them (see ``conftest.py`` h
 Run (from the repository root)::
 
     isaac-sim.sh --ext-folder exts --enable dofbot.rl_examples --enable omni.kit.test \\
-        --/exts/omni.kit.test/testExtIds=[dofbot.rl_examples] --no-window --/app/fastShutdown=1
+        --/exts/omni.kit.test/testExts/0=dofbot.rl_examples --no-window --/app/fastShutdown=1
 
 or with Kit's test runner: ``omni.kit.test`` via ``--enable omni.kit.test
 --/exts/omni.kit.test/runTestsAndQuit=true`` (see docs/extension.md).
