@@ -25,6 +25,21 @@ from .. import robot
 _log = logging.getLogger(__name__)
 
 
+def _six_numbers(servo_deg):
+    """``servo_deg`` as 6 floats (deg, not range-checked).
+
+    Raises:
+        ValueError: not 6 numbers.
+    """
+    try:
+        vals = [float(v) for v in servo_deg]
+    except (TypeError, ValueError):
+        raise ValueError("expected 6 servo angles (deg), got %r" % (servo_deg,))
+    if len(vals) != robot.NUM_DOF:
+        raise ValueError("expected 6 servo angles (deg), got %d" % len(vals))
+    return vals
+
+
 def check_servo_range(servo_deg):
     """Return the servo angles (deg) as 6 floats if they fit the bus's ranges.
 
@@ -33,12 +48,7 @@ def check_servo_range(servo_deg):
     Raises:
         ValueError: not 6 finite numbers, or an angle outside its servo's range (named).
     """
-    try:
-        vals = [float(v) for v in servo_deg]
-    except (TypeError, ValueError):
-        raise ValueError("expected 6 servo angles (deg), got %r" % (servo_deg,))
-    if len(vals) != robot.NUM_DOF:
-        raise ValueError("expected 6 servo angles (deg), got %d" % len(vals))
+    vals = _six_numbers(servo_deg)
     for sid, v, (lo, hi) in zip(robot.SERVO_IDS, vals, robot.SERVO_RANGES_DEG):
         if not lo <= v <= hi:  # also false for NaN
             raise ValueError("servo %d angle %r deg is outside its range [%g, %g]" % (sid, v, lo, hi))
@@ -193,12 +203,7 @@ class SimulatedArm(object):
         Raises:
             ValueError: not 6 numbers, or a move time outside 0..65535 ms.
         """
-        try:
-            vals = [float(v) for v in servo_deg]
-        except (TypeError, ValueError):
-            raise ValueError("expected 6 servo angles (deg), got %r" % (servo_deg,))
-        if len(vals) != robot.NUM_DOF:
-            raise ValueError("expected 6 servo angles (deg), got %d" % len(vals))
+        vals = _six_numbers(servo_deg)
         time_ms = _check_time_ms(time_ms)
         with self._lock:
             now = self._clock()
