@@ -116,6 +116,9 @@ with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
 save()
 
 # 5. the shipped policy --------------------------------------------------------------------------
+if os.environ.get("SHIP", "1") == "0":
+    log("done (SHIP=0: no shipped-policy run)")
+    sys.exit(0)
 import shutil
 
 ship_cfg = load_config(["sim_device=cuda:0", "num_envs=8192", "seed=42", "max_iterations=300",
