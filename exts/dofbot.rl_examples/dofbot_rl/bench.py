@@ -18,6 +18,8 @@ from typing import List, Optional
 
 import torch
 
+from dofbot_rl import robot
+
 
 @dataclass
 class BenchRow:
@@ -76,8 +78,8 @@ def bench_one(cfg, num_envs: int, seconds: float = 2.0, train_epochs: int = 0) -
         torch.cuda.synchronize(device)
         free0 = torch.cuda.mem_get_info(device)[0]
     physics = make_physics(cfg)
-    lower = torch.tensor(cfg_limits("lower"), device=device)
-    upper = torch.tensor(cfg_limits("upper"), device=device)
+    lower = torch.tensor(robot.SAFE_LIMITS_LOWER, device=device)
+    upper = torch.tensor(robot.SAFE_LIMITS_UPPER, device=device)
     n_sub = int(cfg.task.env.control_frequency_inv)
 
     physics.reset(torch.arange(num_envs, device=device), torch.zeros(num_envs, 6, device=device),
@@ -123,13 +125,6 @@ def bench_training(cfg, task, epochs: int) -> float:
         result = Trainer(run_cfg, task=task, quiet=True).train()
     rates = [p.env_steps_per_s for p in result.history[1:]]
     return sum(rates) / len(rates) if rates else float("nan")
-
-
-def cfg_limits(which: str):
-    """The safe joint limits (rad) that actions are scaled to."""
-    from dofbot_rl import robot
-
-    return robot.SAFE_LIMITS_LOWER if which == "lower" else robot.SAFE_LIMITS_UPPER
 
 
 def format_table(rows: List[BenchRow]) -> str:

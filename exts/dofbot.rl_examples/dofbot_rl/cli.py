@@ -144,7 +144,7 @@ def cmd_play(args: Sequence[str]) -> int:
     task_cls = TASKS[cfg.task.name]
     validate_for_task(checkpoint, task_cls.num_observations, task_cls.num_actions)
     log.info("playing %s on %d envs (%s)", checkpoint, cfg.num_envs, cfg.sim_device)
-    hooks = _play_hooks(cfg)
+    hooks = _PlayHooks(cfg)
     bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True, disable=cfg.teleop)
 
     def progress(done, total):
@@ -174,8 +174,10 @@ class _PlayHooks:
         self.cfg = cfg
         self.teleop = None
         self.terminal = None
-        self.client = None
+        self.link = None  # the sim-to-real link, as the panel's (dofbot_rl.panel.sim2real_link)
+        self._link_hook = None
         self.recorder = None
+        self._next_tick = None
         self.realtime = bool(cfg.teleop or cfg.sim2real.enabled)
         self.active = self.realtime or bool(cfg.render)
 
@@ -194,7 +196,7 @@ class _PlayHooks:
             return
         # A human or a real arm is in the loop: run at real time (one control step per control_dt).
         now = time.monotonic()
-        self._next_tick = max(getattr(self, "_next_tick", now), now - task.control_dt) + task.control_dt
+        self._next_tick = max(self._next_tick or now, now - task.control_dt) + task.control_dt
         time.sleep(max(0.0, self._next_tick - now))
         if self.cfg.teleop:
             self._teleop_step(task)
@@ -214,19 +216,13 @@ class _PlayHooks:
         drive_task(self.teleop, task, task.control_dt)
 
     def _sim2real_step(self, task):
-        from dofbot_rl.sim2real.client import Sim2RealClient
+        if self.link is None:  # env 0: its joints (sim2real), its goal (goal) or the arm's read-back (real2sim)
+            from dofbot_rl.panel.sim2real_link import Sim2RealLink
 
-        if self.client is None:
-            self.client = Sim2RealClient.from_config(dict(self.cfg.sim2real))
-            self.client.start()
-            self._goal_sent = None
-        if self.cfg.sim2real.mode == "goal":  # the server runs the policy: send env 0's goal when it changes
-            goal = task.goal_pos[0].tolist()
-            if goal != self._goal_sent:
-                self.client.send_goal(goal)
-                self._goal_sent = goal
-        elif self.cfg.sim2real.mode == "sim2real":
-            self.client.send_joint_positions(task.dof_pos[0].tolist())
+            self.link = Sim2RealLink()
+            self.link.start(dict(self.cfg.sim2real))
+            self._link_hook = self.link.step_hook(lambda: 0)
+        self._link_hook(task, None, None)
 
     def __exit__(self, *exc):
         if self.recorder is not None:
@@ -236,13 +232,9 @@ class _PlayHooks:
             self.recorder.close()
         if self.terminal is not None:
             self.terminal.close()
-        if self.client is not None:
-            self.client.stop()
+        if self.link is not None:
+            self.link.switch_off()
         return False
-
-
-def _play_hooks(cfg) -> _PlayHooks:
-    return _PlayHooks(cfg)
 
 
 def cmd_bench(args: Sequence[str]) -> int:

@@ -259,25 +259,21 @@ class PanelModel:
 
         An invalid value is not stored; Load stays disabled until it is fixed.
         """
-        try:
-            self.settings.num_envs = parse_num_envs(value)
-        except ValueError as exc:
-            self.input_errors["num_envs"] = str(exc)
-            self._changed()
-            return str(exc)
-        self.input_errors.pop("num_envs", None)
-        self._saved()
-        return ""
+        return self._set_validated("num_envs", parse_num_envs, value)
 
     def set_max_iterations(self, value) -> str:
         """Set the PPO epochs of the next run (0: config default); returns the validation message."""
+        return self._set_validated("max_iterations", parse_max_iterations, value)
+
+    def _set_validated(self, name: str, parse, value) -> str:
+        """Store ``parse(value)`` as setting ``name``; an invalid value is kept out and reported."""
         try:
-            self.settings.max_iterations = parse_max_iterations(value)
+            setattr(self.settings, name, parse(value))
         except ValueError as exc:
-            self.input_errors["max_iterations"] = str(exc)
+            self.input_errors[name] = str(exc)
             self._changed()
             return str(exc)
-        self.input_errors.pop("max_iterations", None)
+        self.input_errors.pop(name, None)
         self._saved()
         return ""
 

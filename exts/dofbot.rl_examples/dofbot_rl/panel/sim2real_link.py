@@ -57,18 +57,27 @@ class Sim2RealLink:
         Returns:
             True when started; False with :attr:`error` set for a bad host/port/mode/token file.
         """
-        self.switch_off()
-        mapping = {"host": host, "port": int(port), "fail_quietly": fail_quietly, "mode": mode}
-        if token_file:
-            mapping["token_file"] = token_file
         try:
-            client = self._factory(mapping)
-            self.client = client.start() or client
+            mapping = {"host": host, "port": int(port), "fail_quietly": fail_quietly, "mode": mode}
+            if token_file:
+                mapping["token_file"] = token_file
+            self.start(mapping)
         except (ValueError, OSError) as exc:
-            self.client, self.error = None, f"Sim2Real: {exc}"
+            self.error = f"Sim2Real: {exc}"
             return False
-        self.error, self.mode, self._goal_sent = "", mode, None
         return True
+
+    def start(self, mapping: dict) -> None:
+        """Start a client from a ``sim2real`` config mapping (the keys of
+        :class:`dofbot_rl.sim2real.client.Sim2RealConfig`; ``mode`` picks the step hook's work).
+
+        Raises:
+            ValueError: a bad key or value; OSError: the client could not start.
+        """
+        self.switch_off()
+        client = self._factory(mapping)
+        self.client = client.start() or client
+        self.error, self.mode, self._goal_sent = "", mapping.get("mode", "sim2real"), None
 
     def switch_off(self) -> None:
         """Stop the client (the server holds the arm when the link closes)."""
