@@ -1,4 +1,9 @@
-"""`dofbot-rl play render=True` writes an animated GIF of env 0 (needs an offscreen OpenGL)."""
+"""Only `dofbot-rl play render=True` touches OpenGL; it writes an animated GIF of env 0.
+
+The GIF test needs an offscreen OpenGL (OSMesa: Debian's libosmesa6, which .ci/run installs)
+and skips with the reason where it is missing. The other tests break ``MUJOCO_GL`` on purpose
+(a value MuJoCo rejects at import) and need no OpenGL at all.
+"""
 
 import os
 import subprocess
@@ -7,15 +12,39 @@ import sys
 import pytest
 
 
+def _cli(*args, gl="bogus", timeout=300):
+    env = dict(os.environ, MUJOCO_GL=gl, PYOPENGL_PLATFORM=gl)
+    return subprocess.run([sys.executable, "-m", "dofbot_rl.cli", *args], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+
+
 def test_play_renders_a_rollout_gif(tmp_path):
-    env = dict(os.environ, MUJOCO_GL="osmesa", PYOPENGL_PLATFORM="osmesa")
-    proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "play", "num_envs=2", "episodes=2", "render=True",
-                           f"train_dir={tmp_path}", "experiment=gif"], capture_output=True, text=True, env=env,
-                          timeout=300)
+    proc = _cli("play", "num_envs=2", "episodes=2", "render=True", f"train_dir={tmp_path}", "experiment=gif",
+                gl="osmesa")
     if "offscreen rendering is not available" in proc.stderr:
-        pytest.skip("no OSMesa here (apt install libosmesa6): " + proc.stderr.strip().splitlines()[-1])
+        pytest.skip("no OSMesa here (Debian: apt install libosmesa6): " + proc.stderr.strip().splitlines()[-1])
     assert proc.returncode == 0, proc.stderr[-2000:]
     from PIL import Image
 
     gif = Image.open(tmp_path / "gif" / "rollout.gif")
     assert gif.n_frames == 160 and gif.size == (320, 320)  # 8 s at 20 fps
+
+
+def test_a_broken_opengl_stops_no_command_but_render(tmp_path):
+    """A MUJOCO_GL that cannot load (here: one MuJoCo rejects) must not break --help, train or play."""
+    assert _cli("--help").returncode == 0
+    proc = _cli("train", "num_envs=4", "max_iterations=1", "train.params.config.horizon_length=8",
+                f"train_dir={tmp_path}", "experiment=nogl")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _cli("play", "num_envs=2", "episodes=2", f"train_dir={tmp_path}", "experiment=nogl")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "success_rate=" in proc.stdout
+
+
+def test_render_without_opengl_is_one_line(tmp_path):
+    proc = _cli("play", "num_envs=2", "episodes=2", "render=True", f"train_dir={tmp_path}", "experiment=nogl")
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("dofbot-rl: error: offscreen rendering is not available") and "MUJOCO_GL=" in last
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "nogl").exists()  # nothing written

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Dict, List, Sequence, Tuple
 
 from dofbot_rl.errors import USER_ERRORS, UsageError
+from dofbot_rl.mujoco_gl import import_mujoco
 
 log = logging.getLogger("dofbot_rl")
 
@@ -130,6 +131,7 @@ def cmd_play(args: Sequence[str]) -> int:
     from dofbot_rl.tasks import TASKS
 
     cfg = load_config(list(args) + ["test=True"])
+    import_mujoco(gl=bool(cfg.render))  # only render=True touches OpenGL (dofbot_rl.mujoco_gl)
     if cfg.teleop:  # a teleop demo scene, capped by task.teleop.max_robots (0: no cap)
         from dofbot_rl.teleop.model import TeleopConfig, cap_num_envs
 
@@ -321,6 +323,8 @@ def main(argv: Sequence[str] = None) -> int:
         print(f"dofbot-rl: error: unknown command {command!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
     try:
+        if command != "play":  # play decides after reading render= (cmd_play)
+            import_mujoco(gl=False)
         return COMMANDS[command](rest)
     except USER_ERRORS as exc:
         print(f"dofbot-rl: error: {exc}", file=sys.stderr)

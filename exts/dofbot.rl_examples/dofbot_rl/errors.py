@@ -2,7 +2,7 @@
 
 from dofbot_rl.config import ConfigError
 from dofbot_rl.physics.base import PhysicsError
-from dofbot_rl.render import RenderError
+from dofbot_rl.mujoco_gl import RenderError
 from dofbot_rl.rl.checkpoints import CheckpointError
 from dofbot_rl.sim2real.client import Sim2RealError
 from dofbot_rl.tasks.dofbot_reacher import NonFiniteActionError

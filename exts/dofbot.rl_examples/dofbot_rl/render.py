@@ -4,20 +4,19 @@ Used by ``dofbot-rl play render=True``. The frames are drawn from the task's joi
 angles with the same MJCF on any backend (MuJoCo C, MuJoCo Warp), the goal as a green
 sphere and the fingertip point as a red one.
 
-Headless machines need an offscreen OpenGL before ``mujoco`` is imported:
-``MUJOCO_GL=egl`` with an NVIDIA GPU, ``MUJOCO_GL=osmesa`` on a CPU
-(``apt install libosmesa6``).
+Headless machines need an offscreen OpenGL: ``MUJOCO_GL=egl`` with an NVIDIA GPU,
+``MUJOCO_GL=osmesa`` on a CPU (``apt install libosmesa6``). OpenGL is touched only here
+(:mod:`dofbot_rl.mujoco_gl`): every other command runs without it.
 """
 
 from pathlib import Path
 from typing import List
 
-import mujoco
 import numpy as np
 
+from dofbot_rl.mujoco_gl import GL_HELP, RenderError, import_mujoco
 
-class RenderError(RuntimeError):
-    """No OpenGL context could be made for offscreen rendering."""
+__all__ = ["RenderError", "RolloutRecorder"]
 
 
 class RolloutRecorder:
@@ -38,6 +37,7 @@ class RolloutRecorder:
 
     def __init__(self, model_path, control_dt: float, env_id: int = 0, seconds: float = 8.0, fps: int = 20,
                  size=(320, 320)):
+        mujoco = import_mujoco(gl=True)
         self.model = mujoco.MjModel.from_xml_path(str(model_path))
         self.data = mujoco.MjData(self.model)
         self.env_id = env_id
@@ -49,10 +49,7 @@ class RolloutRecorder:
         try:
             self.renderer = mujoco.Renderer(self.model, height=size[1], width=size[0])
         except Exception as exc:  # GL errors come in many types
-            raise RenderError(
-                f"offscreen rendering is not available ({exc}): set MUJOCO_GL=egl (NVIDIA GPU) or "
-                "MUJOCO_GL=osmesa (apt install libosmesa6) before running, or drop render=True"
-            ) from None
+            raise RenderError(f"offscreen rendering is not available ({exc}): {GL_HELP}") from None
         self.camera = mujoco.MjvCamera()
         self.camera.lookat[:] = (0.0, 0.0, 0.22)
         self.camera.distance, self.camera.azimuth, self.camera.elevation = 0.8, 135.0, -18.0
@@ -67,6 +64,7 @@ class RolloutRecorder:
         self._steps += 1
         if self.done or self._steps % self.every:
             return
+        mujoco = import_mujoco(gl=True)
         i = self.env_id
         self.data.qpos[: task.dof_pos.shape[1]] = task.dof_pos[i].detach().cpu().numpy()
         mujoco.mj_kinematics(self.model, self.data)
@@ -76,6 +74,7 @@ class RolloutRecorder:
         self.frames.append(self.renderer.render().copy())
 
     def _marker(self, pos, radius, rgba) -> None:
+        mujoco = import_mujoco(gl=True)
         scene = self.renderer.scene
         if scene.ngeom >= scene.maxgeom:
             return

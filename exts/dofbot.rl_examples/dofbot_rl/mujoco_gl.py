@@ -1,0 +1,55 @@
+"""Import MuJoCo so that only rendering touches OpenGL.
+
+``import mujoco`` reads ``MUJOCO_GL`` and, when it names a backend (``osmesa``, ``egl``,
+``glx``), loads that OpenGL stack at import time. Where the library is missing this dies
+inside PyOpenGL (``AttributeError: 'NoneType' object has no attribute 'glGetError'`` for
+OSMesa without ``libosmesa6``), before any of this project's code can say what is wrong.
+Only ``dofbot-rl play render=True`` needs OpenGL, so every other command imports MuJoCo
+with ``MUJOCO_GL=disable`` (the variable is restored right after, for child processes),
+and the render path turns an OpenGL failure into one :class:`RenderError` line.
+"""
+
+import os
+import sys
+
+
+class RenderError(RuntimeError):
+    """No OpenGL context could be made for offscreen rendering (the message says how to get one)."""
+
+
+GL_HELP = ("set MUJOCO_GL=egl (NVIDIA GPU; Debian: apt install libegl1) or MUJOCO_GL=osmesa "
+           "(CPU; Debian: apt install libosmesa6) before running, or drop render=True")
+
+
+def import_mujoco(gl: bool = False):
+    """Import and return ``mujoco``.
+
+    Args:
+        gl: ``True`` where OpenGL is needed (rendering): the backend ``MUJOCO_GL`` names is
+            loaded and a failure raises :class:`RenderError`. ``False``: MuJoCo is imported with
+            OpenGL disabled, so a broken or absent GL stack cannot stop a command that does not
+            render. Has no effect once ``mujoco`` is imported (the first import decides).
+
+    Raises:
+        RenderError: ``gl=True`` and the OpenGL backend cannot be loaded.
+    """
+    if "mujoco" in sys.modules:
+        return sys.modules["mujoco"]
+    if gl:
+        try:
+            import mujoco
+        except Exception as exc:  # PyOpenGL fails with AttributeError, OSError, ImportError or RuntimeError
+            backend = os.environ.get("MUJOCO_GL") or "default"
+            raise RenderError(f"offscreen rendering is not available (MUJOCO_GL={backend}: "
+                              f"{type(exc).__name__}: {exc}): {GL_HELP}") from None
+        return mujoco
+    saved = os.environ.get("MUJOCO_GL")
+    os.environ["MUJOCO_GL"] = "disable"
+    try:
+        import mujoco
+    finally:
+        if saved is None:
+            del os.environ["MUJOCO_GL"]
+        else:
+            os.environ["MUJOCO_GL"] = saved
+    return mujoco
