@@ -33,7 +33,7 @@ from dofbot_rl.panel.render import RENDER_MODES, render_mode
 from dofbot_rl.panel.session import Session, SessionError
 from dofbot_rl.panel.settings import MAX_UI_NUM_ENVS, PanelSettings, SettingsStore
 from dofbot_rl.panel.sim2real_link import Sim2RealLink
-from dofbot_rl.teleop.model import TeleopConfig, cap_num_envs
+from dofbot_rl.teleop.model import cap_num_envs
 
 log = logging.getLogger(__name__)
 
@@ -428,7 +428,7 @@ class PanelModel:
             return None
         try:
             cfg = self._config(num_envs=self.settings.num_envs or None)
-            capped = cap_num_envs(cfg.num_envs, TeleopConfig.from_mapping(dict(cfg.task.teleop)).max_robots)
+            capped = cap_num_envs(cfg.num_envs, cfg.task.teleop.max_robots)
             if capped != cfg.num_envs:  # task.teleop.max_robots: a teleop demo scene, only when asked for
                 cfg = self._config(num_envs=capped)
         except Exception as exc:

@@ -69,7 +69,7 @@ class Sim2RealLink:
 
     def start(self, mapping: dict) -> None:
         """Start a client from a ``sim2real`` config mapping (the keys of
-        :class:`dofbot_rl.sim2real.client.Sim2RealConfig`; ``mode`` picks the step hook's work).
+        :class:`dofbot_rl.config.Sim2RealSection`; ``mode`` picks the step hook's work).
 
         Raises:
             ValueError: a bad key or value; OSError: the client could not start.

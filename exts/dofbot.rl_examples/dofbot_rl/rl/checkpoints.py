@@ -44,8 +44,21 @@ def load_checkpoint(path) -> Dict[str, object]:
             unpickling, or is not an rl_games checkpoint (no ``model`` state dict).
     """
     path = Path(path).expanduser()
-    if not path.is_file():
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory: pass a .pth file (runs/<experiment>/nn/*.pth) "
+                              f"or checkpoint=last")
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path} (train first, or pick a file from runs/*/nn/)")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    if not head.startswith(b"PK") and not head.startswith(b"\x80"):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(f"{path} is not a torch checkpoint file ({path.stat().st_size} bytes, "
+                              f"neither torch's zip format nor a pickle): pick a .pth from runs/*/nn/")
     # torch >= 2.5 can allow numpy scalars (rl_games stores some) for one call; older torch
     # (Isaac Sim 2023.1 - 4.2 bundles one) loads tensors-only checkpoints the same way.
     allow = getattr(torch.serialization, "safe_globals", None)
@@ -54,6 +67,9 @@ def load_checkpoint(path) -> Dict[str, object]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign / corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if head.startswith(b"PK") and ("central directory" in first or "Errno" in first or "zip" in first.lower()):
+            raise CheckpointError(f"{path} is truncated or damaged ({path.stat().st_size} bytes; torch cannot read "
+                                  f"its zip archive): pick another checkpoint") from None
         raise CheckpointError(f"{path} is not a loadable rl_games checkpoint: {first}") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} is not an rl_games checkpoint: no 'model' state dict inside")
@@ -107,6 +123,33 @@ def validate_for_task(path, num_observations: int, num_actions: int) -> Dict[str
             f"{path} was trained for {shape.num_observations} observations / {shape.num_actions} actions, "
             f"the task has {num_observations} / {num_actions}: pick a checkpoint of this task"
         )
+    return state
+
+
+def validate_for_config(path, cfg, num_observations: int, num_actions: int) -> Dict[str, object]:
+    """Load ``path`` and check that it fits the task sizes and the config's network, before anything runs.
+
+    The one content check of a checkpoint for train (resume), play and export: the file is
+    safely loaded (:func:`load_checkpoint`), its observation / action sizes must be the
+    task's and its MLP widths ``cfg.train.params.network.mlp.units`` (rl_games would fail
+    with a size-mismatch traceback after the run folder was made).
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        CheckpointError: naming what does not fit and the override that would.
+    """
+    state = validate_for_task(path, num_observations, num_actions)
+    try:
+        units = tuple(int(u) for u in cfg.train.params.network.mlp.units)
+    except (AttributeError, KeyError, TypeError, ValueError):  # no MLP in this train config: rl_games checks
+        return state
+    hidden = tuple(int(u) for u in policy_shape(state).hidden_units)
+    if hidden != units:
+        raise CheckpointError(
+            f"{path} has an MLP of {list(hidden)} units, the config asks for {list(units)}: add "
+            f"'train.params.network.mlp.units=[{','.join(map(str, hidden))}]' or pick a checkpoint of this network")
     return state
 
 

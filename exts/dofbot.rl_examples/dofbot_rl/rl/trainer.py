@@ -20,7 +20,7 @@ from typing import Callable, List, Optional
 import torch
 
 from dofbot_rl.config import to_container
-from dofbot_rl.rl.checkpoints import latest_checkpoint, validate_for_task
+from dofbot_rl.rl.checkpoints import latest_checkpoint, validate_for_config
 from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class _Observer:
         if self.trainer._resume_state is not None:
             # resume from the safely loaded state (rl_games' own restore unpickles with weights_only=False)
             algo.set_full_state_weights(self.trainer._resume_state, set_epoch=True)
+            self._last_frame = int(getattr(algo, "frame", 0))  # env-steps/s counts this run's steps only
 
     def process_infos(self, infos, done_indices):
         episode = infos.get("episode") if isinstance(infos, dict) else None
@@ -95,7 +96,8 @@ class _Observer:
         self._last_frame, self._last_time = frame, now
         algo, writer = self.algo, self.algo.writer
         progress = Progress(epoch=int(epoch_num), max_epochs=int(algo.max_epochs), frame=int(frame),
-                            elapsed_s=now - self.trainer._start_time, env_steps_per_s=rate)
+                            elapsed_s=now - self.trainer._start_time + self.trainer._elapsed_before,
+                            env_steps_per_s=rate)
         if algo.game_rewards.current_size > 0:
             progress.mean_reward = float(algo.game_rewards.get_mean()[0])
         if self.episodes:
@@ -136,6 +138,7 @@ class Trainer:
         self._stop = threading.Event()
         self._start_time = time.perf_counter()
         self._resume_state = None
+        self._elapsed_before = 0.0  #: training time (s) of the run a resume continues
         self.experiment_dir = Path(cfg.train_dir) / cfg.experiment
 
     # -- control ---------------------------------------------------------------------------
@@ -192,7 +195,9 @@ class Trainer:
         share_cpu_with_physics(self.cfg)
         task = self._make_task()
         if self.cfg.checkpoint:
-            self._resume_state = validate_for_task(self.cfg.checkpoint, task.num_observations, task.num_actions)
+            self._resume_state = validate_for_config(self.cfg.checkpoint, self.cfg, task.num_observations,
+                                                     task.num_actions)
+            self._elapsed_before = resumed_elapsed_s(self.cfg.checkpoint, self._resume_state.get("epoch"))
         env = RlGamesVecEnv(task, self.cfg.rl_device)
         register_rl_games(lambda: env)
         params = self.rl_games_params()
@@ -229,6 +234,25 @@ class Trainer:
             from dofbot_rl.plotting import plot_learning_curve
 
             result.curve = plot_learning_curve(path, self.experiment_dir / "learning_curve.png", title=self.cfg.experiment)
+
+
+def resumed_elapsed_s(checkpoint, epoch) -> float:
+    """Training time (s) the run of ``checkpoint`` had spent by ``epoch``: the last row of its
+    ``progress.jsonl`` (``runs/<experiment>/``) up to that epoch; 0 when there is none."""
+    path = Path(checkpoint).parent.parent / "progress.jsonl"
+    elapsed = 0.0
+    try:
+        lines = path.read_text().splitlines() if epoch is not None and path.is_file() else []
+    except OSError:
+        return 0.0
+    for line in lines:
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= int(epoch):
+            elapsed = float(row.get("elapsed_s") or 0.0)
+    return elapsed
 
 
 def share_cpu_with_physics(cfg) -> None:

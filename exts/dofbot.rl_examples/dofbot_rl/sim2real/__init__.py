@@ -15,6 +15,6 @@ standard library only, except the two policy modules, which need numpy):
 See ``docs/sim2real.md`` and ``docs/deploy.md``.
 """
 
-from .client import ServerError, Sim2RealClient, Sim2RealConfig, Sim2RealError
+from .client import ServerError, Sim2RealClient, Sim2RealError
 
-__all__ = ["ServerError", "Sim2RealClient", "Sim2RealConfig", "Sim2RealError"]
+__all__ = ["ServerError", "Sim2RealClient", "Sim2RealError"]

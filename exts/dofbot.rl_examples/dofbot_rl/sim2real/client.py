@@ -86,77 +86,14 @@ class Readback(typing.NamedTuple):
     applied: tuple  #: last pose the server wrote to the servos (rad)
 
 
-def _as_bool(value, key):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    raise ValueError("sim2real.%s must be a boolean, got %r" % (key, value))
+def validate_settings(host, port, protocol, has_token, rate_hz, mode, heartbeat_ms, takeover=False):
+    """Check link settings (the ``sim2real`` config section and the client's arguments alike).
 
-
-class Sim2RealConfig(typing.NamedTuple):
-    """The top-level ``sim2real:`` block of config/config.yaml.
-
-    Keys: ``enabled`` (bool), ``host``, ``port``, ``protocol`` ("v1" | "legacy"),
-    ``token_file`` (path or null), ``fail_quietly`` (bool; the reference's misspelling
-    ``fail_quietely`` is accepted as an alias), ``rate_hz`` (Hz), ``mode``
-    ("sim2real" | "real2sim" | "goal"), ``heartbeat_ms`` (ms), ``takeover`` (bool: take
-    the arm over from a server's policy before sending joint targets).
+    Raises:
+        ValueError: naming the bad or conflicting setting.
     """
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = P.DEFAULT_PORT
-    protocol: str = "v1"
-    token_file: typing.Optional[str] = None
-    fail_quietly: bool = False
-    rate_hz: float = 60.0
-    mode: str = "sim2real"
-    heartbeat_ms: int = 200
-    takeover: bool = False
-
-    @classmethod
-    def from_mapping(cls, cfg):
-        """Validate a mapping (dict, OmegaConf ``DictConfig``) into a config.
-
-        Missing keys take the defaults above.
-
-        Raises:
-            ValueError: an unknown key, a bad value, or conflicting keys (each named).
-        """
-        aliases = {"fail_quietely": "fail_quietly"}
-        values = {}
-        for key in list(cfg.keys()):
-            name = aliases.get(key, key)
-            if name not in cls._fields:
-                raise ValueError("unknown sim2real key %r (expected one of %s, or the alias fail_quietely)"
-                                 % (key, ", ".join(cls._fields)))
-            if name in values and values[name] != cfg[key]:
-                raise ValueError("sim2real: fail_quietly and fail_quietely disagree (%r vs %r)"
-                                 % (values[name], cfg[key]))
-            values[name] = cfg[key]
-        out = cls()._replace(**values)
-        token_file = out.token_file if out.token_file not in (None, "") else None
-        try:
-            port = int(out.port)
-            rate_hz = float(out.rate_hz)
-            heartbeat_ms = int(out.heartbeat_ms)
-        except (TypeError, ValueError):
-            raise ValueError("sim2real: port, rate_hz and heartbeat_ms must be numbers, got %r, %r, %r"
-                             % (out.port, out.rate_hz, out.heartbeat_ms))
-        out = out._replace(enabled=_as_bool(out.enabled, "enabled"),
-                           fail_quietly=_as_bool(out.fail_quietly, "fail_quietly"),
-                           takeover=_as_bool(out.takeover, "takeover"),
-                           host=str(out.host), port=port, rate_hz=rate_hz, heartbeat_ms=heartbeat_ms,
-                           token_file=None if token_file is None else str(token_file))
-        _validate(out.host, out.port, out.protocol, out.token_file is not None, out.rate_hz, out.mode,
-                  out.heartbeat_ms, out.takeover)
-        return out
-
-
-def _validate(host, port, protocol, has_token, rate_hz, mode, heartbeat_ms, takeover=False):
+    if not math.isfinite(rate_hz):
+        raise ValueError("sim2real.rate_hz must be a finite number, got %r" % (rate_hz,))
     if not host:
         raise ValueError("sim2real.host must be a host name or address, got %r" % (host,))
     if not 1 <= port <= 65535:
@@ -223,7 +160,7 @@ class Sim2RealClient(object):
     def __init__(self, host="127.0.0.1", port=P.DEFAULT_PORT, protocol="v1", token=None, fail_quietly=False,
                  rate_hz=60.0, mode="sim2real", heartbeat_ms=200, move_ms=None, name="dofbot-rl",
                  connect_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=5.0, takeover=False):
-        _validate(host, int(port), protocol, token is not None, float(rate_hz), mode, int(heartbeat_ms),
+        validate_settings(host, int(port), protocol, token is not None, float(rate_hz), mode, int(heartbeat_ms),
                   bool(takeover))
         if token is not None and not isinstance(token, bytes):
             raise ValueError("token must be bytes, got %r" % (type(token).__name__,))
@@ -264,21 +201,23 @@ class Sim2RealClient(object):
 
     @classmethod
     def from_config(cls, cfg):
-        """Build a client (not started) from the task's ``sim2real`` block.
+        """Build a client (not started) from the ``sim2real`` config section.
 
         Args:
-            cfg: a mapping (see :class:`Sim2RealConfig` for keys) or a ``Sim2RealConfig``.
-                ``enabled`` is not looked at here: the caller decides whether to build one.
+            cfg: the typed section (``dofbot_rl.config.Sim2RealSection``, already validated at
+                load) or a dict with some of its keys (the others take the defaults). ``enabled``
+                is not looked at here: the caller decides whether to build one.
 
         Raises:
-            ValueError: bad keys or values, or an unreadable ``token_file``.
+            ValueError: a bad value, or an unreadable ``token_file``.
         """
-        if not isinstance(cfg, Sim2RealConfig):
-            cfg = Sim2RealConfig.from_mapping(cfg)
-        token = P.read_token_file(cfg.token_file) if cfg.token_file else None
-        return cls(host=cfg.host, port=cfg.port, protocol=cfg.protocol, token=token,
-                   fail_quietly=cfg.fail_quietly, rate_hz=cfg.rate_hz, mode=cfg.mode,
-                   heartbeat_ms=cfg.heartbeat_ms, takeover=cfg.takeover)
+        get = cfg.get if hasattr(cfg, "get") else lambda key, default: getattr(cfg, key, default)
+        token_file = get("token_file", None)
+        token = P.read_token_file(token_file) if token_file else None
+        return cls(host=get("host", "127.0.0.1"), port=get("port", P.DEFAULT_PORT), protocol=get("protocol", "v1"),
+                   token=token, fail_quietly=get("fail_quietly", False), rate_hz=get("rate_hz", 60.0),
+                   mode=get("mode", "sim2real"), heartbeat_ms=get("heartbeat_ms", 200),
+                   takeover=get("takeover", False))
 
     # -- lifecycle --------------------------------------------------------------------
 
