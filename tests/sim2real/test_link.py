@@ -318,24 +318,25 @@ def test_from_config(tmp_path):
     token = tmp_path / "tok"
     token.write_text("abc\n")
     cfg = {"enabled": True, "host": "10.0.0.5", "port": 5000, "protocol": "v1", "token_file": str(token),
-           "fail_quietely": True, "rate_hz": 30, "mode": "real2sim", "heartbeat_ms": 250}
+           "fail_quietly": True, "rate_hz": 30, "mode": "real2sim", "heartbeat_ms": 250}
     client = C.Sim2RealClient.from_config(cfg)
     assert (client.host, client.port, client.fail_quietly, client.rate_hz, client.mode, client.heartbeat_ms) == (
         "10.0.0.5", 5000, True, 30.0, "real2sim", 250)
     assert client._token == b"abc"
-    parsed = C.Sim2RealConfig.from_mapping({"fail_quietly": "false", "token_file": None, "enabled": False})
+    # The typed `sim2real` config section (dofbot_rl.config) converts and checks the values at load.
+    from dofbot_rl.config import ConfigError, load_config
+
+    parsed = load_config(["sim2real.fail_quietly=false", "sim2real.token_file=null", "sim2real.enabled=False"]).sim2real
     assert parsed.fail_quietly is False and parsed.token_file is None and parsed.port == P.DEFAULT_PORT
     assert C.Sim2RealClient.from_config(parsed).state == "disconnected"  # not started
-    with pytest.raises(ValueError, match="unknown sim2real key 'ip'"):
-        C.Sim2RealConfig.from_mapping({"ip": "1.2.3.4"})
-    with pytest.raises(ValueError, match="disagree"):
-        C.Sim2RealConfig.from_mapping({"fail_quietly": True, "fail_quietely": False})
-    with pytest.raises(ValueError, match="legacy"):
-        C.Sim2RealConfig.from_mapping({"protocol": "legacy", "mode": "real2sim"})
-    with pytest.raises(ValueError, match="protocol"):
-        C.Sim2RealConfig.from_mapping({"protocol": "v2"})
-    with pytest.raises(ValueError, match="rate_hz"):
-        C.Sim2RealConfig.from_mapping({"rate_hz": 0})
+    for overrides, match in ((["+sim2real.ip=1.2.3.4"], "unknown key 'sim2real.ip'"),
+                             (["sim2real.fail_quietely=False"], "did you mean sim2real.fail_quietly"),
+                             (["sim2real.protocol=legacy", "sim2real.mode=real2sim"], "legacy"),
+                             (["sim2real.protocol=v2"], "protocol"),
+                             (["sim2real.rate_hz=0"], "rate_hz"),
+                             (["sim2real.fail_quietly=maybe"], "fail_quietly")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(overrides)
     with pytest.raises(ValueError, match="cannot read token file"):
         C.Sim2RealClient.from_config({"token_file": str(tmp_path / "missing")})
 

@@ -196,16 +196,18 @@ def test_client_against_a_v1_0_server(start_server, make_client):
 
 
 def test_client_goal_api_and_config_checked():
-    cfg = C.Sim2RealConfig.from_mapping({"mode": "goal", "host": "10.0.0.5"})
+    from dofbot_rl.config import ConfigError, load_config
+
+    cfg = load_config(["sim2real.mode=goal", "sim2real.host=10.0.0.5"]).sim2real
     assert cfg.mode == "goal" and cfg.takeover is False
-    client = C.Sim2RealClient.from_config({"takeover": "true"})
+    client = C.Sim2RealClient.from_config(load_config(["sim2real.takeover=true"]).sim2real)
     assert client.takeover and client.mode == "sim2real"
-    for bad, match in (({"mode": "goal", "takeover": True}, "takeover needs mode sim2real"),
-                       ({"protocol": "legacy", "mode": "goal"}, "goal needs protocol v1"),
-                       ({"protocol": "legacy", "takeover": True}, "takeover needs protocol v1"),
-                       ({"mode": "goals"}, "'goal'")):
-        with pytest.raises(ValueError, match=match):
-            C.Sim2RealConfig.from_mapping(bad)
+    for bad, match in ((["sim2real.mode=goal", "sim2real.takeover=True"], "takeover needs mode sim2real"),
+                       (["sim2real.protocol=legacy", "sim2real.mode=goal"], "goal needs protocol v1"),
+                       (["sim2real.protocol=legacy", "sim2real.takeover=True"], "takeover needs protocol v1"),
+                       (["sim2real.mode=goals"], "'goal'")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(bad)
     goals = C.Sim2RealClient(port=9, mode="goal")
     with pytest.raises(ValueError, match="3 finite"):
         goals.send_goal((0.1, float("nan"), 0.2))

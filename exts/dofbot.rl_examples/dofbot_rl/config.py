@@ -297,7 +297,12 @@ def _hydra_compose(overrides: Sequence[str], raw: bool = False) -> DictConfig:
         message = str(exc).strip().splitlines()[0]
         m = re.search(r"Could not override '([^']+)'", message)
         if m and "To append to your config" in str(exc):
-            raise ConfigError(_unknown_key(m.group(1), _known_keys())) from None
+            known = _known_keys()
+            if m.group(1) not in known:
+                raise ConfigError(_unknown_key(m.group(1), known)) from None
+            inner = getattr(exc.__cause__, "full_key", "") or m.group(1)
+            raise ConfigError(f"{inner} is not in the config: add an entry to the mapping {m.group(1)} with "
+                              f"+{m.group(1)}.NAME=VALUE") from None
         m = re.search(r"Could not find '(task|train)/([^']*)'", message)
         if m:
             kind = m.group(1)
@@ -370,6 +375,10 @@ def load_config(overrides: Sequence[str] = (), command: Optional[str] = None) ->
     """
     from omegaconf.errors import OmegaConfBaseException
 
+    for arg in overrides:  # Hydra strips a blank value to '' (the task name): refuse it here
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+~") == "experiment" and sep and value and not value.strip(" '\"\t"):
+            raise ConfigError(f"experiment must be a plain name (letters, digits, . _ -), got {value!r}")
     raw = _hydra_compose(_expand_short_names(overrides, command))
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(MainConfig), raw)
@@ -378,6 +387,9 @@ def load_config(overrides: Sequence[str] = (), command: Optional[str] = None) ->
         first = str(exc).strip().splitlines()[0]
         if "not in" in first and key:
             raise ConfigError(_unknown_key(key, _known_keys())) from None
+        value = re.match(r"Value '([^']*)'", first)
+        if key and value:
+            raise ConfigError(f"invalid value {key}={value.group(1)}: {first}") from None
         raise ConfigError(f"invalid config value{(' for ' + key) if key else ''}: {first}") from None
 
     cfg.sim_device = resolve_device(cfg.sim_device)
@@ -508,6 +520,9 @@ def _section_problems(cfg) -> List[str]:
                           s2r.heartbeat_ms, s2r.takeover)
     except ValueError as exc:
         problems.append(str(exc))
+    if s2r.enabled and s2r.mode == "real2sim" and not cfg.teleop and cfg.num_envs < 2:
+        problems.append("sim2real.mode=real2sim drives env 0 from the arm, so no episode of it is counted: "
+                        "num_envs must be >= 2 (or teleop=True, which runs until Ctrl+C)")
     if s2r.token_file and not Path(s2r.token_file).expanduser().is_file():
         problems.append(f"sim2real.token_file: no such file {s2r.token_file!r}")
     try:
@@ -518,12 +533,12 @@ def _section_problems(cfg) -> List[str]:
         problems.append(f"task.teleop.max_robots must be >= 0 (0: no cap), got {cfg.task.teleop.max_robots}")
     unknown = [f for f in cfg.export.format if f not in EXPORT_FORMATS + ("all",)]
     if unknown or not cfg.export.format:
-        problems.append(f"export.format: unknown format(s) {', '.join(unknown) or '(none)'}: expected "
-                        f"{', '.join(EXPORT_FORMATS)}, all, or a comma list")
+        problems.append(f"export.format: format={','.join(unknown) or '(none)'} is unknown: expected "
+                        f"{', '.join(EXPORT_FORMATS[:-1])}, {EXPORT_FORMATS[-1]} or all, or a comma list of them")
     if cfg.export.samples < 1:
-        problems.append(f"export.samples must be >= 1, got {cfg.export.samples}")
+        problems.append(f"export.samples: samples={cfg.export.samples} must be >= 1")
     if any(n < 1 for n in cfg.bench.sizes):
-        problems.append(f"bench.sizes must be positive, got {list(cfg.bench.sizes)}")
+        problems.append(f"bench.sizes: sizes must be positive, got {list(cfg.bench.sizes)}")
     if not cfg.bench.seconds > 0:
         problems.append(f"bench.seconds must be > 0 s, got {cfg.bench.seconds}")
     if cfg.bench.train_epochs < 0:

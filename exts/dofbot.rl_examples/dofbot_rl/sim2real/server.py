@@ -564,9 +564,9 @@ class Sim2RealServer(object):
             self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             self._sock.bind(sockaddr)
             self._sock.listen(16)
-        except OSError:
+        except OSError as exc:
             self._sock.close()
-            raise
+            raise OSError(exc.errno, "cannot listen on %s:%s: %s" % (host, port, exc.strerror or exc))
         self._lock = threading.Lock()
         self._sessions = {}  # socket -> thread
         self._controlling = None

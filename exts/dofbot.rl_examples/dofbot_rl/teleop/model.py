@@ -232,12 +232,12 @@ class TeleopBindings:
         """
         if cfg is None:
             cfg = TeleopConfig()
-        elif isinstance(cfg, Mapping) and not hasattr(cfg, "_get_node"):  # a plain dict (an OmegaConf node is typed)
+        elif isinstance(cfg, Mapping):  # a dict or an OmegaConf node: missing keys take the defaults
             names = [f.name for f in dataclasses.fields(TeleopConfig)]
             unknown = sorted(str(k) for k in cfg if k not in names)
             if unknown:
                 raise ValueError("unknown teleop config key(s) %s; expected some of %s" % (unknown, names))
-            cfg = TeleopConfig(**cfg)
+            cfg = TeleopConfig(**{str(k): cfg[k] for k in cfg})
         elif not hasattr(cfg, "bindings"):
             raise ValueError("teleop config must be a mapping, got %r" % (cfg,))
         bindings = cfg.bindings if cfg.bindings is not None else {}
