@@ -73,10 +73,13 @@ def cmd_train(args: Sequence[str]) -> int:
     cfg = _with_checkpoint(cfg, resolve_checkpoint(cfg, required=False))
     log.info("training %s: %d envs on %s, %d epochs -> %s/%s%s", cfg.task.name, cfg.num_envs, cfg.sim_device,
              cfg.max_iterations, cfg.train_dir, cfg.experiment, f" (resuming {cfg.checkpoint})" if cfg.checkpoint else "")
-    bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True)
+    bar = None  # made at the first epoch: a checkpoint refused before training leaves one error line
     last = {}
 
     def on_progress(p):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True)
         for key in ("mean_reward", "goals_per_episode", "success_rate"):
             value = getattr(p, key)
             if not math.isnan(value):
@@ -97,12 +100,12 @@ def cmd_train(args: Sequence[str]) -> int:
     try:
         result = trainer.train()
     except KeyboardInterrupt:
-        bar.close()
         log.info("aborted: checkpoints already written are in %s/nn", trainer.experiment_dir)
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+        if bar is not None:
+            bar.close()
     log.info("checkpoint: %s", result.checkpoint)
     if result.curve:
         log.info("learning curve: %s", result.curve)

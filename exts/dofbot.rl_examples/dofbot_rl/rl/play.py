@@ -120,7 +120,7 @@ def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
     result = EvalResult(episodes=0, goals_reached=0.0, goals_counted=0.0, steps=0)
 
     def total_steps() -> int:
-        counted = task.num_envs - len(task.manual_env_ids())
+        counted = task.num_envs - len(task.manual_env_ids)
         if counted < 1:
             raise ValueError("every env is driven by hand or by the arm, so no episode can finish: "
                              "use num_envs >= 2")
