@@ -190,7 +190,7 @@ def test_each_run_is_its_own_experiment_and_resume_adds_epochs(store):
         model.shutdown()
 
 
-def test_unloading_a_training_scene_is_refused_unless_forced_and_never_blocks(store):
+def test_unloading_a_training_scene_is_refused_on_request_and_never_blocks(store):
     store.set("max_iterations", 100000)
     model = PanelModel(store, base_overrides=CPU_SHORT)
     try:
@@ -198,14 +198,14 @@ def test_unloading_a_training_scene_is_refused_unless_forced_and_never_blocks(st
         model.press("train")
         _ticks_until(model, lambda: model.session.run.env.steps >= 3)
         assert "is running" in model.unload_guard()
-        assert not model.unload()  # e.g. Ctrl+Z on the Load step
+        assert not model.unload(refuse_if_training=True)  # e.g. Ctrl+Z on the Load step
         assert model.state == PanelState.TRAINING and "The scene was kept" in model.status.text
         physics = model.session.physics
-        assert model.unload(force=True)  # the stage is closing: returns without joining the worker
+        assert model.unload()  # the stage is closing: returns without joining the worker
         assert model.state == PanelState.EMPTY and model.session.physics is None and physics is not None
         _ticks_until(model, model.poll_worker)  # the worker ends across app updates
         assert not model.session.worker_alive
-        assert model.unload() and model.unload_guard() == ""  # nothing to lose any more
+        assert model.unload_guard() == "" and model.unload(refuse_if_training=True)  # nothing to lose any more
     finally:
         model.shutdown()
 

@@ -22,8 +22,9 @@ state. Errors never raise out of a button: they land in :attr:`PanelModel.status
 Every Train and Resume is its own run: experiment ``<task>_<YYYYmmdd-HHMMSS>`` under the
 train folder (:attr:`PanelModel.run_name`), so runs never share checkpoints, progress or
 TensorBoard files. Removing the scene (undo of Load, stage close, shutdown) never blocks:
-:meth:`PanelModel.unload` refuses while training unless forced, the worker thread is then
-stopped at once and :meth:`PanelModel.poll_worker` tells, once per app update, when it ended.
+:meth:`PanelModel.unload_guard` says when it would end a training run (ask, or refuse with
+``unload(refuse_if_training=True)``); the worker thread is stopped at once and
+:meth:`PanelModel.poll_worker` tells, once per app update, when it has ended.
 """
 
 import enum
@@ -522,19 +523,22 @@ class PanelModel:
                     "press Stop first (it saves a checkpoint)")
         return ""
 
-    def unload(self, force: bool = False) -> bool:
+    def unload(self, refuse_if_training: bool = False) -> bool:
         """Drop the scene (the stage was closed, Load undone): state ``empty``; never blocks.
 
         Args:
-            force: also while training (the stage is going away anyway): the run is stopped at
-                once without its final checkpoint (the rolling ones stay).
+            refuse_if_training: keep the scene and return False (the status says why) while
+                :meth:`unload_guard` reports a training run (undo of Load; or ask the user
+                with the guard's text first). Without it the scene goes whatever runs (the
+                stage is closing): an active run is stopped at once, without its final
+                checkpoint (the rolling ones stay).
 
         Returns:
-            False (and the status says why) when training and not ``force``; else True. An
-            active run's thread ends by itself: :meth:`poll_worker` tells when.
+            True when the scene was dropped. An active run's thread ends by itself:
+            :meth:`poll_worker` tells when.
         """
         guard = self.unload_guard()
-        if guard and not force:
+        if guard and refuse_if_training:
             self._info(f"The scene was kept: {guard}.")
             self._changed()
             return False
