@@ -92,6 +92,9 @@ def test_concurrent_saves_of_one_name_never_collide(tmp_path):
     w = load_checkpoint(target)["model"]["w"]
     assert float(w[0]) in (1.0, 2.0) and bool((w == w[0]).all())  # one writer's whole file
     assert sorted(p.name for p in target.parent.iterdir()) == ["exp.pth"]  # no temporary file left
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert target.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600
 
 
 def test_leftover_temporary_files_are_removed(tmp_path):

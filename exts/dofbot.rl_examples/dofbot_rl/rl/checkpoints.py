@@ -216,6 +216,8 @@ def atomic_save(state, path) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
+            if hasattr(os, "fchmod"):  # mkstemp makes it 0600; a checkpoint gets the usual 0666 & ~umask
+                os.fchmod(fh.fileno(), 0o666 & ~_umask())
             torch.save(state, fh)
         os.replace(tmp, path)
     except BaseException:
@@ -223,6 +225,18 @@ def atomic_save(state, path) -> Path:
             os.remove(tmp)
         raise
     return path
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux: /proc; elsewhere the common 022)."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:  # not Linux
+        lines = []
+    for line in lines:
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    return 0o022
 
 
 def remove_temp_files(folder) -> List[Path]:
