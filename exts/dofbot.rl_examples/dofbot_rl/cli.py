@@ -84,7 +84,7 @@ def cmd_train(args: Sequence[str]) -> int:
             value = getattr(p, key)
             if not math.isnan(value):
                 last[key] = value
-        bar.n = p.epoch
+        bar.total, bar.n = p.max_epochs, p.epoch  # a resume ends at its start epoch + max_iterations
         bar.set_postfix_str(f"reward {_fmt(last.get('mean_reward'), '.1f')} | goals/ep {_fmt(last.get('goals_per_episode'), '.1f')}"
                             f" | success {_fmt(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
         bar.refresh()

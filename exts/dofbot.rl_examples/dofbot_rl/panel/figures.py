@@ -42,6 +42,7 @@ class LiveFigures:
     """What the panel shows about the current run (NaN / 0 where not known yet)."""
 
     mode: str = ""  #: ``train`` or ``test`` (empty: no run yet)
+    run: str = ""  #: the run's experiment name (``<task>_<timestamp>``) or the tested checkpoint's file name
     epoch: int = 0
     max_epochs: int = 0
     frame: int = 0  #: env-steps so far
@@ -66,7 +67,7 @@ class LiveFigures:
 
     def lines(self) -> List[Tuple[str, str]]:
         """``(label, value)`` rows for the panel."""
-        rows = []
+        rows = [("Run", self.run)] if self.run else []
         if self.mode == "train":
             rows.append(("Epoch", f"{self.epoch} / {self.max_epochs}"))
             rows.append(("Mean reward", _fmt(self.mean_reward, ".2f")))

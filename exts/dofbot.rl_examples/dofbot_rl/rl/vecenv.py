@@ -6,8 +6,7 @@ it moves actions to the sim device, observations and rewards to the rl device, a
 returns ``time_outs`` for value bootstrapping.
 """
 
-import os
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -68,23 +67,42 @@ class RlGamesVecEnv:
         """rl_games checkpoint hook; nothing to restore."""
 
 
-def _atomic_save_checkpoint(filename: str, state) -> None:
-    """Write ``filename + '.pth'`` through a temporary file and a rename: never half-written."""
-    final = filename + ".pth"
-    tmp = final + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, final)
+#: The creator registered now (what :func:`release_rl_games` compares against).
+_registered: Optional[Callable[..., RlGamesVecEnv]] = None
+
+
+def _no_env(*args, **kwargs):
+    raise RuntimeError(f"no environment is registered as {ENV_NAME!r}: the run that registered one has ended")
 
 
 def register_rl_games(env_creator: Callable[..., RlGamesVecEnv]) -> None:
     """Register ``env_creator`` with rl_games as env ``rlgpu`` / vec-env ``RLGPU`` (idempotent).
 
-    Also routes rl_games' checkpoint writes through a temporary name and a rename, so a
-    stopped or killed run never leaves a truncated ``.pth``.
+    rl_games keeps the creator in module-level registries; call :func:`release_rl_games`
+    when the run ends, else they keep its env (and the task and physics behind it) alive.
     """
-    from rl_games.algos_torch import torch_ext
+    global _registered
     from rl_games.common import env_configurations, vecenv
 
     vecenv.register(VECENV_TYPE, lambda config_name, num_actors, **kwargs: env_creator())
     env_configurations.register(ENV_NAME, {"vecenv_type": VECENV_TYPE, "env_creator": lambda **kwargs: env_creator()})
-    torch_ext.save_checkpoint = _atomic_save_checkpoint
+    _registered = env_creator
+
+
+def registered_creator() -> Optional[Callable[..., RlGamesVecEnv]]:
+    """The creator :func:`register_rl_games` registered last and nobody released, or None."""
+    return _registered
+
+
+def release_rl_games(env_creator: Optional[Callable[..., RlGamesVecEnv]] = None) -> None:
+    """Drop rl_games' reference to a run's env: the registries then hold a creator that raises.
+
+    Args:
+        env_creator: release only if this is still the registered creator (a later run's
+            registration stays); ``None`` releases whatever is registered.
+    """
+    global _registered
+    if _registered is None or (env_creator is not None and env_creator is not _registered):
+        return
+    register_rl_games(_no_env)
+    _registered = None
