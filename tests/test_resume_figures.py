@@ -25,6 +25,10 @@ def test_first_resumed_epoch_counts_only_its_own_env_steps():
 
     class Owner:
         _resume_state = {"frame": 5_000_000}
+        _algo = None
+
+        def _save(self, filename):
+            raise AssertionError("no save in this test")
 
     observer = _Observer(Owner())
     observer.after_init(Algo())
