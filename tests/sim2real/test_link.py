@@ -6,12 +6,13 @@ import time
 
 import pytest
 
-from dofbot_rl.sim2real.stress import wait_until
+from sim2real_fuzz import wait_until
 from dofbot_rl import robot
 from dofbot_rl.sim2real import client as C
 from dofbot_rl.sim2real import protocol as P
 from dofbot_rl.sim2real.arms import SimulatedArm
-from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER, ArmController, Sim2RealServer
+from dofbot_rl.sim2real.safety import LIMITS_LOWER, LIMITS_UPPER, ArmController
+from dofbot_rl.sim2real.tcp_server import Sim2RealServer
 
 SCRIPT = [
     (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
