@@ -352,7 +352,7 @@ def as_floats(values, n=NUM_JOINTS, what="joint angles", finite=True):
     if len(out) != n:
         raise ValueError("%s: expected %d numbers, got %d" % (what, n, len(out)))
     if finite and not all(math.isfinite(v) for v in out):
-        raise ValueError("%s must be finite, got %r" % (what, out))
+        raise ValueError("%s must be %d finite numbers, got %r" % (what, n, out))
     return out
 
 
