@@ -396,6 +396,34 @@ def _fmt(values):
     return "[" + ",".join("%.6f" % v for v in values) + "]"
 
 
+def operator_lockout(server, token, rounds=80, idle=16):
+    """The idle-socket attack of issue 18.9: ``rounds`` times, re-open ``idle`` idle sockets, then
+    connect with the token. Returns how many of the ``rounds`` handshakes got a WELCOME."""
+    host, port = server.address
+    attackers, let_in = [], 0
+    try:
+        for _ in range(rounds):
+            for sock in attackers:
+                sock.close()
+            attackers = [socket.create_connection((host, port), timeout=2.0) for _ in range(idle)]
+            sock = socket.create_connection((host, port), timeout=2.0)
+            try:
+                sock.sendall(P.encode(P.Hello(P.PROTOCOL_VERSION, P.Role.OBSERVE, "operator")))
+                reply = _read_reply(sock, 2.0)
+                if isinstance(reply, P.Challenge):
+                    sock.sendall(P.encode(P.Auth(P.auth_mac(token, reply.nonce, P.Role.OBSERVE))))
+                    reply = _read_reply(sock, 2.0)
+                let_in += isinstance(reply, P.Welcome)
+            except OSError:
+                pass
+            finally:
+                sock.close()
+    finally:
+        for sock in attackers:
+            sock.close()
+    return let_in
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--frames", type=int, default=10000, help="frames to fuzz")
@@ -421,6 +449,12 @@ def main(argv=None):
     thread.join(5.0)
     worst = max(s.after_last_frame_ms for s in killed + silent)
 
+    server, _, stop, thread = _serve(heartbeat_ms=args.heartbeat_ms, token=b"operator-token")
+    let_in = operator_lockout(server, b"operator-token")
+    evicted = server.stats["evicted"]
+    stop.set()
+    thread.join(5.0)
+
     print("frames_fuzzed=%d worst_hold_latency_ms=%.1f max_command_rad=%s limit_rad=%s"
           % (report.frames, worst, _fmt(max_abs), _fmt(limit)))
     print("fuzz: %d frames (%d fatal) in %d sessions, %d refused, %d ACKs, %.1f s; server alive: %s; "
@@ -434,7 +468,9 @@ def main(argv=None):
               "after the last frame mean %.1f max %.1f ms"
               % (name, args.heartbeat_ms, len(samples), statistics.mean(loss), max(loss),
                  statistics.mean(last), max(last)))
-    return 0 if alive and excess <= 1e-9 and report.fatal_kept_open == 0 else 1
+    print("lock-out: 80 rounds of 16 idle sockets re-opened, then a client with the token: let in %d of 80; "
+          "idle handshakes evicted: %d" % (let_in, evicted))
+    return 0 if alive and excess <= 1e-9 and report.fatal_kept_open == 0 and let_in == 80 else 1
 
 
 if __name__ == "__main__":
