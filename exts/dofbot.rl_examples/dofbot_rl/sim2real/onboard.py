@@ -51,6 +51,7 @@ except ImportError:  # pragma: no cover - the Jetson image ships numpy (python3-
                       "(or `pip3 install numpy`) on the Jetson")
 
 from .. import robot
+from . import protocol as P
 from .arms import make_arm
 from .cmdline import ArgumentParser, float_list, number
 from .npz_policy import NumpyPolicy, PolicyFileError
@@ -262,19 +263,12 @@ class OnboardController(object):
         Raises:
             ValueError: not 3 finite numbers, or a zero / non-finite quaternion.
         """
-        pos = np.asarray([float(v) for v in goal], np.float64)
-        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
-            raise ValueError("goal must be 3 finite numbers (m), got %r" % (goal,))
-        rot = np.asarray(IDENTITY_QUAT if goal_rot is None else [float(v) for v in goal_rot], np.float64)
-        norm = float(np.linalg.norm(rot)) if rot.shape == (4,) else 0.0
-        if not (norm > 0 and math.isfinite(norm)):
-            raise ValueError("goal_rot must be a non-zero quaternion (w, x, y, z), got %r" % (goal_rot,))
-        self.goal_pos, self.goal_rot = pos, rot / norm
+        pos, rot = P.check_goal(goal, goal_rot)
+        self.goal_pos = np.array(pos, np.float64)
+        self.goal_rot = np.array(IDENTITY_QUAT if rot is None else rot, np.float64)
 
     def _fill(self, readback_rad):
-        rb = np.asarray([float(v) for v in readback_rad], np.float64)
-        if rb.shape != (robot.NUM_DOF,):
-            raise ValueError("read-back must be %d angles (rad), got %r" % (robot.NUM_DOF, readback_rad))
+        rb = np.array(P.as_floats(readback_rad, robot.NUM_DOF, "read-back", finite=False), np.float64)
         if self.joint_positions is None:
             previous = self.last_targets if self.last_targets is not None else np.array(robot.DEFAULT_DOF_POS)
         else:

@@ -348,9 +348,9 @@ def as_floats(values, n=NUM_JOINTS, what="joint angles", finite=True):
     try:
         out = tuple(float(v) for v in values)
     except (TypeError, ValueError, OverflowError):
-        raise ValueError("%s: expected %d numbers, got %r" % (what, n, values))
+        raise ValueError("%s must be %d numbers, got %r" % (what, n, values))
     if len(out) != n:
-        raise ValueError("%s: expected %d numbers, got %d" % (what, n, len(out)))
+        raise ValueError("%s must be %d numbers, got %d" % (what, n, len(out)))
     if finite and not all(math.isfinite(v) for v in out):
         raise ValueError("%s must be %d finite numbers, got %r" % (what, n, out))
     return out
@@ -376,7 +376,7 @@ def check_goal(pos, quat=None):
         ValueError: not 3 finite numbers, or a quaternion that is not 4 finite numbers
             with a non-zero norm.
     """
-    pos = as_floats(pos, 3, "goal (m)")
+    pos = as_floats(pos, 3, "goal")
     if quat is None:
         return pos, None
     quat = as_floats(quat, 4, "goal quaternion (w, x, y, z)")
