@@ -1,6 +1,6 @@
 """Hostile input and link loss: the server survives and the arm stays inside its limits.
 
-The limits are per joint (``server.LIMITS_LOWER/UPPER``): the safe limits for joints 1-5,
+The limits are per joint (``safety.LIMITS_LOWER/UPPER``): the safe limits for joints 1-5,
 the gripper's full open/close range.
 
 The figures (frames fuzzed, hold latency, largest command vs limit) are in the assertion

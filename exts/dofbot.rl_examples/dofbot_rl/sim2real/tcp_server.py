@@ -257,6 +257,8 @@ class Sim2RealServer(object):
     def _evict(self, conn, reason):
         """Close another session's connection from this thread (its session thread then ends)."""
         with self._lock:
+            if conn not in self._sessions:
+                return  # its session has ended already
             self._evicted[conn] = reason
             self.stats["evicted"] += 1
         try:
@@ -320,6 +322,7 @@ class Sim2RealServer(object):
                     self._slot_free.notify_all()
         with self._lock:
             self._sessions.pop(conn, None)
+            self._evicted.pop(conn, None)
 
     def _claim(self, conn, role):
         """Open an authenticated session: None, or ``(code, reason)`` when it is refused.
