@@ -1,7 +1,5 @@
 """Fixtures for the sim-to-real tests: servers on 127.0.0.1 with a simulated arm."""
 
-import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
