@@ -310,17 +310,18 @@ def test_velocity_estimator_tracks_a_ramp():
 
 def test_policy_loop_drives_the_simulated_arm_through_the_safety_layer(exported):
     from dofbot_rl.sim2real.arms import SimulatedArm
-    from dofbot_rl.sim2real.server import ArmController
+    from dofbot_rl.sim2real.policy_mode import PolicyRunner
+    from dofbot_rl.sim2real.safety import ArmController
 
     arm = SimulatedArm(read_latency_ms=1.0, read_failure_prob=0.1, seed=1)
     arm_ctrl = ArmController(arm, max_step_deg=5.0, max_rate_hz=60.0, readback_hz=30.0)
-    onboard = ob.OnboardController(NumpyPolicy.from_npz(exported.files["npz"]), goal=(0.15, 0.15, 0.3))
+    onboard = ob.OnboardController(NumpyPolicy.from_npz(exported.files["npz"]))
     stop = threading.Event()
     thread = threading.Thread(target=arm_ctrl.run, args=(stop,), daemon=True)
     thread.start()
     t_end = time.monotonic() + 0.5
     try:
-        ticks = ob.run_policy_loop(onboard, arm_ctrl, stop, move_ms=50, on_tick=lambda now, _: now >= t_end)
+        ticks = PolicyRunner(onboard, arm_ctrl, move_ms=50, goal=(0.15, 0.15, 0.3)).run(stop, on_tick=lambda now: now >= t_end)
     finally:
         stop.set()
         thread.join(5.0)
@@ -330,18 +331,6 @@ def test_policy_loop_drives_the_simulated_arm_through_the_safety_layer(exported)
                                                                                              list(arm.writes)[2:])]
     assert max(steps) <= 5.0 * 2 + 1e-6  # the server's step limit (gripper servo maps 2 deg per joint deg)
     assert onboard.fingertip is not None
-
-
-def test_goal_sampling_matches_the_task_region():
-    import random
-
-    rng = random.Random(0)
-    goals = np.array([ob.sample_goal_position(rng, (0.15, 0.20, 0.15, 0.35)) for _ in range(2000)])
-    assert np.all((np.abs(goals[:, :2]) >= 0.15 - 1e-9) & (np.abs(goals[:, :2]) <= 0.20 + 1e-9))
-    assert np.all((goals[:, 2] >= 0.15) & (goals[:, 2] <= 0.35))
-    assert (goals[:, 0] > 0).mean() == pytest.approx(0.5, abs=0.05)
-    rot = np.array([ob.sample_goal_rotation(rng) for _ in range(100)])
-    np.testing.assert_allclose(np.linalg.norm(rot, axis=1), 1.0, atol=1e-12)
 
 
 # ----------------------------------------------------------------------------------

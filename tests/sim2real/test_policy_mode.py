@@ -19,12 +19,14 @@ from _py36 import python36_with_numpy
 from dofbot_rl import robot
 from dofbot_rl.sim2real import client as C
 from dofbot_rl.sim2real import protocol as P
-from dofbot_rl.sim2real import stress
+import sim2real_fuzz as stress
 from dofbot_rl.sim2real.arms import SimulatedArm
 from dofbot_rl.sim2real.bundle import build_server_zipapp
-from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER, PolicyRunner, load_policy
-from dofbot_rl.sim2real.stress import PACKAGE_PARENT as EXT_DIR
-from dofbot_rl.sim2real.stress import wait_until
+from dofbot_rl.sim2real.policy_mode import PolicyRunner
+from dofbot_rl.sim2real.safety import LIMITS_LOWER, LIMITS_UPPER
+from dofbot_rl.sim2real.server import load_policy
+from sim2real_fuzz import PACKAGE_PARENT as EXT_DIR
+from sim2real_fuzz import wait_until
 from test_link import raw_session, read_one
 
 #: Goals inside the training region (|x|, |y| in 0.15-0.20 m, z in 0.15-0.35 m).
@@ -244,7 +246,8 @@ def test_a_failing_policy_step_holds_the_arm(start_server):
 
 
 def test_policy_runner_arguments(random_policy_npz):
-    from dofbot_rl.sim2real.server import ArmController, Sim2RealServer
+    from dofbot_rl.sim2real.safety import ArmController
+    from dofbot_rl.sim2real.tcp_server import Sim2RealServer
 
     onboard = load_policy(str(random_policy_npz))
     ctl = ArmController(SimulatedArm(read_latency_ms=0.0))

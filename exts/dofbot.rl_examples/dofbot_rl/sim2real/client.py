@@ -61,7 +61,7 @@ class ServerError(Sim2RealError):
     }
 
     def __init__(self, code, reason):
-        Sim2RealError.__init__(self, "server error %s: %s%s" % (P.ErrorCode.NAMES.get(code, code), reason,
+        Sim2RealError.__init__(self, "server error %s: %s%s" % (P.code_name(code), reason,
                                                                self._HINTS.get(code, "")))
         self.code = code
         self.reason = reason
@@ -71,9 +71,50 @@ class LinkRefused(Sim2RealError):
     """The server refused the session: ``code`` is a ``protocol.ErrorCode`` value."""
 
     def __init__(self, code, reason):
-        Sim2RealError.__init__(self, "refused by server (%s): %s" % (P.ErrorCode.NAMES.get(code, code), reason))
+        Sim2RealError.__init__(self, "refused by server (%s): %s" % (P.code_name(code), reason))
         self.code = code
         self.reason = reason
+
+
+#: Slack (rad) around the joint limits ``robot.JOINT_LIMITS_*`` for angles a server reports (1 deg).
+ANGLE_TOLERANCE_RAD = math.radians(1.0)
+
+
+def check_server_angles(values, what, allow_nan=True):
+    """Check 6 angles (rad) received from a server: NaN (when allowed) or within the joint limits.
+
+    Args:
+        values: the 6 angles of a WELCOME or ACK field (task order).
+        what: names the field in the error.
+        allow_nan: NaN marks a failed read or no target (ACK); WELCOME limits must be numbers.
+
+    Raises:
+        Sim2RealError: an infinite, huge or out-of-range angle (the reply is not used).
+    """
+    for v, lo, hi, name in zip(values, robot.JOINT_LIMITS_LOWER, robot.JOINT_LIMITS_UPPER, robot.JOINT_NAMES):
+        if allow_nan and v != v:
+            continue
+        if not lo - ANGLE_TOLERANCE_RAD <= v <= hi + ANGLE_TOLERANCE_RAD:  # also false for NaN
+            raise Sim2RealError("the server sent %s %s = %r rad, outside the joint limits [%.4f, %.4f]: "
+                                "not a working Dofbot server" % (what, name, v, lo, hi))
+
+
+def _check_welcome(msg):
+    """Raise :class:`Sim2RealError` unless a WELCOME's numbers are usable (limits, heartbeat, rate)."""
+    check_server_angles(msg.lower, "lower limit", allow_nan=False)
+    check_server_angles(msg.upper, "upper limit", allow_nan=False)
+    if any(lo > hi for lo, hi in zip(msg.lower, msg.upper)):
+        raise Sim2RealError("the server sent joint limits with lower > upper: %r, %r" % (msg.lower, msg.upper))
+    if msg.heartbeat_ms < 10 or msg.max_rate_hz < 1:
+        raise Sim2RealError("the server sent heartbeat %d ms and rate %d Hz (need >= 10 ms and >= 1 Hz)"
+                            % (msg.heartbeat_ms, msg.max_rate_hz))
+
+
+def _check_ack(msg):
+    """Raise :class:`Sim2RealError` unless every angle of an ACK is NaN or within the joint limits."""
+    check_server_angles(msg.target, "target")
+    check_server_angles(msg.applied, "applied pose")
+    check_server_angles(msg.readback, "read-back")
 
 
 class Readback(typing.NamedTuple):
@@ -213,7 +254,7 @@ class Sim2RealClient(object):
         """
         get = cfg.get if hasattr(cfg, "get") else lambda key, default: getattr(cfg, key, default)
         token_file = get("token_file", None)
-        token = P.read_token_file(token_file) if token_file else None
+        token = P.read_token_file(token_file, allow_readable=True) if token_file else None
         return cls(host=get("host", "127.0.0.1"), port=get("port", P.DEFAULT_PORT), protocol=get("protocol", "v1"),
                    token=token, fail_quietly=get("fail_quietly", False), rate_hz=get("rate_hz", 60.0),
                    mode=get("mode", "sim2real"), heartbeat_ms=get("heartbeat_ms", 200),
@@ -269,12 +310,7 @@ class Sim2RealClient(object):
         if self.mode != "sim2real":
             raise RuntimeError("send_joint_positions() needs mode 'sim2real', this client is in %r%s" % (
                 self.mode, " (use send_goal)" if self.mode == "goal" else ""))
-        try:
-            vals = tuple(float(v) for v in q)
-        except (TypeError, ValueError):
-            raise ValueError("expected 6 joint angles (rad), got %r" % (q,))
-        if len(vals) != robot.NUM_DOF or not all(math.isfinite(v) for v in vals):
-            raise ValueError("expected 6 finite joint angles (rad), got %r" % (vals,))
+        vals = P.as_floats(q, what="joint angles (rad)")
         with self._lock:
             self._target = vals
             self._target_version += 1
@@ -319,7 +355,7 @@ class Sim2RealClient(object):
             ValueError: another mode name.
             RuntimeError: the client is in ``real2sim`` mode or speaks the legacy protocol.
         """
-        codes = {name: code for code, name in P.ServerMode.NAMES.items()}
+        codes = {m.label: m for m in P.ServerMode}
         if mode not in codes:
             raise ValueError("mode must be 'direct' or 'policy', got %r" % (mode,))
         if self.mode == "real2sim" or self.protocol != "v1":
@@ -366,7 +402,15 @@ class Sim2RealClient(object):
         return self._error
 
     def readback(self):
-        """The latest servo read-back as a :class:`Readback`, or None before the first ACK."""
+        """The latest servo read-back as a :class:`Readback`, or None before the first ACK.
+
+        Every angle in it is NaN (a failed read, or no target) or within the joint limits
+        ``robot.JOINT_LIMITS_*``: a reply with anything else ends the link (see :meth:`check`).
+
+        Raises:
+            Sim2RealError: ``fail_quietly`` is False and the link has failed.
+        """
+        self.check()
         with self._lock:
             if self._ack is None:
                 return None
@@ -485,6 +529,7 @@ class Sim2RealClient(object):
                         raise LinkRefused(P.ErrorCode.AUTH, "the server requires a token (set sim2real.token_file)")
                     sock.sendall(P.encode(P.Auth(P.auth_mac(self._token, msg.nonce, role))))
                 elif isinstance(msg, P.Welcome):
+                    _check_welcome(msg)
                     return msg
                 elif isinstance(msg, P.Refused):
                     raise LinkRefused(msg.code, msg.reason)
@@ -555,6 +600,7 @@ class Sim2RealClient(object):
 
     def _handle_reply(self, msg, outstanding):
         if isinstance(msg, P.Ack):
+            _check_ack(msg)  # before anything of it is kept: readback() never returns a bad number
             now = time.monotonic()
             sent = None
             if msg.seq in outstanding:
