@@ -11,7 +11,8 @@ import omni.ui as ui
 
 from dofbot_rl.panel.settings import SIM2REAL_MODES
 
-TITLE = "RL Examples"
+#: Not "RL Examples": OmniIsaacGymEnvs' window has that title, and both can be enabled (2023.1 gym app).
+TITLE = "Dofbot RL Examples"
 _STATUS_COLOURS = {"info": 0xFFCCCCCC, "busy": 0xFF55C8FF, "ok": 0xFF66DD66, "error": 0xFF5555FF}  # ABGR
 _LABEL_W = 130
 
