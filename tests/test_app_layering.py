@@ -90,3 +90,34 @@ def test_versions_table_is_consistent():
         text = docs.read_text()
         for v in VERSIONS:
             assert f"| {v.version} " in text, f"docs/versions.md lacks {v.version}"
+
+
+def test_config_composes_while_another_extension_holds_global_hydra():
+    """Issue 11 item 9: OmniIsaacGymEnvs leaves GlobalHydra initialised in the same Kit app;
+    the panel's config must still compose, and OIGE's Hydra must be left in place."""
+    from hydra import initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    from dofbot_rl.config import config_dir, load_config
+
+    theirs = initialize_config_dir(config_dir=str(config_dir()), version_base="1.3")  # what OIGE leaves behind
+    try:
+        held = GlobalHydra.instance().hydra
+        assert held is not None
+        cfg = load_config(["sim_device=cpu", "num_envs=8"])
+        assert cfg.num_envs == 8
+        assert GlobalHydra.instance().hydra is held
+    finally:
+        theirs.__exit__(None, None, None)
+    assert not GlobalHydra.instance().is_initialized()
+
+
+def test_window_title_and_menu_item_do_not_collide_with_omniisaacgymenvs():
+    """Issue 11 item 9: OIGE registers *Isaac Examples > RL Examples* and a window "RL Examples"."""
+    def constant(path, name):
+        tree = ast.parse(path.read_text())
+        return next(ast.literal_eval(n.value) for n in tree.body
+                    if isinstance(n, ast.Assign) and ast.unparse(n.targets[0]) == name)
+
+    assert constant(PKG / "app" / "window.py", "TITLE") != "RL Examples"
+    assert constant(PKG / "app" / "extension.py", "MENU_ITEM") != "RL Examples"

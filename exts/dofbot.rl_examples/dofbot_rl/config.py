@@ -158,12 +158,22 @@ def _hydra_compose(overrides: Sequence[str]) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from hydra.core.global_hydra import GlobalHydra
+
+    # Another user of Hydra in the same process (OmniIsaacGymEnvs' extension in the same Kit
+    # app) may leave GlobalHydra initialised: set it aside and put it back afterwards.
+    theirs = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             return compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
         message = str(exc).strip().splitlines()[0]
         raise ConfigError(f"bad override: {message} (the keys are in config/config.yaml and config/task/, see README)") from None
+    finally:
+        GlobalHydra.instance().clear()
+        if theirs is not None:
+            GlobalHydra.instance().initialize(theirs)
 
 
 def resolve_device(name: str) -> str:

@@ -220,6 +220,8 @@ class RlExamplesWindow:
         self._plot.scale_min, self._plot.scale_max = lo, hi
         self._teleop.text = m.teleop_line()
         self._sim2real_status.text = "Link: " + m.sim2real.status()
+        if self._sim2real.model.as_bool != m.sim2real.enabled:  # unticks when the link failed or dropped
+            self._sim2real.model.set_value(m.sim2real.enabled)
         errors = "; ".join(m.input_errors.values())
         self._status.text = m.status.text + (f"\n{errors}" if errors else "")
         self._status.set_style({"color": _STATUS_COLOURS.get(m.status.level, _STATUS_COLOURS["info"])})
