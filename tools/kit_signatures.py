@@ -102,10 +102,12 @@ class ModuleSet:
         if module not in self.loaders:
             return None
         if module not in self._trees:
+            text = self.loaders[module]()
             try:
-                self._trees[module] = ast.parse(self.loaders[module]())
-            except SyntaxError:
-                self._trees[module] = ast.Module(body=[], type_ignores=[])
+                self._trees[module] = ast.parse(text)
+            except SyntaxError:  # generated stubs name parameters after keywords (``in: str``)
+                text = re.sub(r"([(,]\s*)(in|from|lambda|is|not|and|or|for|with|as|if|else|pass|global)(\s*:)", r"\1\2_\3", text)
+                self._trees[module] = _parse_lenient(text)
         return self._trees[module]
 
     # -- resolution (re-exports and star imports followed) -------------------------
@@ -214,6 +216,23 @@ class ModuleSet:
                             and isinstance(sub.value, ast.Name) and sub.value.id == "self"):
                         out.setdefault(sub.attr, {"kind": "attribute"})
         return out
+
+
+def _parse_lenient(text: str) -> ast.Module:
+    """Parse generated stubs; a ``def`` line Python rejects (defaults before non-defaults) loses its defaults."""
+    lines = text.splitlines()
+    for _ in range(200):
+        try:
+            return ast.parse("\n".join(lines))
+        except SyntaxError as exc:
+            i = (exc.lineno or 1) - 1
+            if i >= len(lines) or "def " not in lines[i]:
+                return ast.Module(body=[], type_ignores=[])
+            fixed = re.sub(r"\s*=\s*[^,()\[\]]+(?=[,)])", "", lines[i])
+            if fixed == lines[i]:
+                return ast.Module(body=[], type_ignores=[])
+            lines[i] = fixed
+    return ast.Module(body=[], type_ignores=[])
 
 
 def _is_overload(node) -> bool:
@@ -369,6 +388,11 @@ def read_headers(wheel: Path, folder: str) -> Dict[str, dict]:
                     entry["names"].update({f"set_{_snake(cb)}_fn", f"call_{_snake(cb)}_fn", f"has_{_snake(cb)}_fn"})
                 for meth in re.findall(r"(?:virtual\s+|static\s+)?[\w:<>*&]+\s+([a-z]\w*)\s*\([^;{]*\)\s*(?:const)?\s*(?:override)?\s*[;{=]", body):
                     entry["names"].add(_snake(meth))
+                for ctor in re.findall(rf"\b{cls}\s*\(([^)]*)\)", body):  # constructor parameters (C++ spelling)
+                    for param in ctor.split(","):
+                        ident = re.findall(r"(\w+)\s*(?:=.*)?$", param.strip())
+                        if ident and ident[0] not in ("void", "const"):
+                            entry["names"].add("init:" + ident[0])
                 for enum in re.findall(r"enum\s+class\s+(\w+)", body):
                     classes.setdefault(enum, {"bases": [], "names": set()})
             for enum in re.findall(r"enum\s+class\s+(\w+)", text):
