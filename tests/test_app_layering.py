@@ -121,3 +121,29 @@ def test_window_title_and_menu_item_do_not_collide_with_omniisaacgymenvs():
 
     assert constant(PKG / "app" / "window.py", "TITLE") != "RL Examples"
     assert constant(PKG / "app" / "extension.py", "MENU_ITEM") != "RL Examples"
+
+
+def test_app_install_list_adds_everything_but_torch():
+    """Issue 11 item 10: installing into an app's Python must keep the app's torch. The project
+    and rl-games go in with --no-deps; tools/app-requirements.txt must hold the rest of both
+    packages' requirements and nothing that depends on torch."""
+    import re
+    from importlib import metadata
+
+    req = (PKG.parents[2] / "tools" / "app-requirements.txt").read_text()
+    listed = {re.split(r"[\[<>=!~ ]", line.strip())[0].lower().replace("_", "-")
+              for line in req.splitlines() if line.strip() and not line.startswith("#")}
+    assert "torch" not in listed and "rl-games" not in listed and "numpy" not in listed
+
+    def names(requirements):
+        out = set()
+        for r in requirements or []:
+            if "extra ==" in r or 'python_version < "3.9"' in r:
+                continue
+            out.add(re.split(r"[\[<>=!~ ;(]", r)[0].lower().replace("_", "-"))
+        return out
+
+    needed = (names(metadata.requires("dofbot-rl")) | names(metadata.requires("rl-games"))) - {"torch", "numpy", "rl-games"}
+    assert needed <= listed, f"tools/app-requirements.txt lacks {sorted(needed - listed)}"
+    docs = (PKG.parents[2] / "docs" / "extension.md").read_text()
+    assert "--no-deps" in docs and "tools/app-requirements.txt" in docs
