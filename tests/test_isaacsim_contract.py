@@ -318,10 +318,14 @@ def _kit_module_usages():
     modules = sorted({m for v in KIT_VERSIONS for m, e in DATA["kit"][v]["symbols"].items() if e["kind"] == "module"},
                      key=len, reverse=True)
     out = []
-    for file, tree in _trees().items():
+    trees = dict(_trees())
+    trees.update({f"tests/{p.name}": ast.parse(p.read_text()) for p in sorted((APP / "tests").glob("test_*.py"))})
+    for file, tree in trees.items():
+        aliases = {a.asname: a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names if a.asname}
         for node in ast.walk(tree):
             if isinstance(node, ast.Attribute):
                 source = ast.unparse(node.value)
+                source = aliases.get(source, source)
                 if source in modules:
                     out.append((file, source, node.attr, node.lineno))
             elif isinstance(node, ast.ImportFrom) and node.module in modules:
