@@ -19,7 +19,9 @@ Sources (give the ones you have; each adds its versions):
   stubs, and the C++ headers of ``omni.ui`` and ``omni.timeline``, whose Python names are the
   snake_case of the C++ ones).
 
-Run::
+Get the wheels with ``pip download --no-deps --only-binary=:all: --python-version 3.12
+--platform manylinux_2_35_x86_64 -d WHEELS isaacsim-core==6.2.0.0 isaacsim-example==6.2.0.0
+omniverse-kit==110.4.0.386251``, the repositories with ``git clone``. Run (about a minute)::
 
     python tools/kit_signatures.py --isaacsim-git /path/IsaacSim --omni-isaac-git /path/isaac-sim-4.1.0@d089ac4 \\
         --wheels ~/.cache/dofbot-rl/isaacsim-wheels --stubs-git /path/isaacsim_typings_5 \\
