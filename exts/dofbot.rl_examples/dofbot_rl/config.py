@@ -288,6 +288,12 @@ def _hydra_compose(overrides: Sequence[str], raw: bool = False) -> DictConfig:
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from hydra.core.global_hydra import GlobalHydra
+
+    # Another user of Hydra in the same process (OmniIsaacGymEnvs' extension in the same Kit
+    # app) may leave GlobalHydra initialised: set it aside and put it back afterwards.
+    theirs = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             return compose(config_name="config", overrides=list(overrides))
@@ -309,6 +315,10 @@ def _hydra_compose(overrides: Sequence[str], raw: bool = False) -> DictConfig:
             names = _task_names() if kind == "task" else sorted(p.stem for p in (config_dir() / "train").glob("*.yaml"))
             raise ConfigError(f"unknown {kind} {m.group(2)!r}: expected one of {', '.join(names)}") from None
         raise ConfigError(f"bad override: {message} (the keys are in config/ and `dofbot-rl COMMAND --help`)") from None
+    finally:
+        GlobalHydra.instance().clear()
+        if theirs is not None:
+            GlobalHydra.instance().initialize(theirs)
 
 
 def _expand_short_names(overrides: Sequence[str], command: Optional[str]) -> List[str]:

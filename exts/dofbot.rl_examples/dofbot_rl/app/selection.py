@@ -7,7 +7,11 @@
   outline covers the whole arm.
 * The keyboard is subscribed only while a robot is selected, and keys count only while
   the viewport has focus; ESC (the model's release key) releases the robot and the
-  keyboard subscription.
+  keyboard subscription. The subscription is ``subscribe_to_input_events`` on the app
+  window's keyboard with ``SUBSCRIPTION_ORDER_FIRST``: teleop sees a key before the
+  viewport's hotkeys, and a key it uses is consumed (Q/W/E/R no longer switch the
+  viewport's select/move/rotate/scale tools while a robot is selected). The older
+  ``subscribe_to_keyboard_events`` is deprecated since Kit 100.1 and subscribes last.
 """
 
 import asyncio
@@ -33,7 +37,6 @@ class RobotPicker:
         self._closing_sub = None
         self._keyboard_sub = None
         self._input = None
-        self._keyboard = None
         self._pending_clear = None
 
     def start(self) -> None:
@@ -74,15 +77,22 @@ class RobotPicker:
         if self._keyboard_sub is not None:
             return
         self._input = carb.input.acquire_input_interface()
-        self._keyboard = omni.appwindow.get_default_app_window().get_keyboard()
-        self._keyboard_sub = self._input.subscribe_to_keyboard_events(self._keyboard, self._on_key)
+        keyboard = omni.appwindow.get_default_app_window().get_keyboard()
+        self._keyboard_sub = self._input.subscribe_to_input_events(self._on_input, device=keyboard,
+                                                                   order=carb.input.SUBSCRIPTION_ORDER_FIRST)
 
     def _release_keyboard(self) -> None:
         if self._keyboard_sub is not None:
-            self._input.unsubscribe_to_keyboard_events(self._keyboard, self._keyboard_sub)
-        self._keyboard_sub = self._input = self._keyboard = None
+            self._input.unsubscribe_to_input_events(self._keyboard_sub)
+        self._keyboard_sub = self._input = None
 
-    def _on_key(self, event, *args, **kwargs) -> bool:
+    def _on_input(self, event) -> bool:
+        """carb input callback: returns whether later subscribers (the viewport's hotkeys) get the event."""
+        if event.deviceType != carb.input.DeviceType.KEYBOARD:
+            return True
+        return self._on_key(event.event)
+
+    def _on_key(self, event) -> bool:
         if not compat.viewport_has_focus():
             return True
         name = event.input.name if hasattr(event.input, "name") else str(event.input)
@@ -94,8 +104,6 @@ class RobotPicker:
         if self.model.session.teleop.selected_env is None and self._pending_clear is None:  # released (ESC)
             # not from inside the keyboard callback: clearing the selection unsubscribes the keyboard
             self._pending_clear = asyncio.get_event_loop().call_soon(self._clear_selection)
-        # carb: True passes the event on. Keys teleop used stop here, so Q/W/E/R jog joints
-        # instead of also switching the viewport's select/move/rotate/scale tools.
         return not used
 
     def _clear_selection(self) -> None:

@@ -188,6 +188,9 @@ class DofbotReacher:
         if self._steps_to_timeout <= 0:
             # Time-outs can only happen now (known on the host): one sync to find them.
             self._raise_if_nonfinite()
+            check_physics = getattr(self.physics, "check_finite", None)  # backends that defer it (GPU)
+            if check_physics is not None:
+                check_physics()
             done_ids = torch.nonzero(self.time_out_buf).flatten()
             if done_ids.numel():
                 self.extras["episode"] = self._episode_stats(done_ids)
