@@ -36,6 +36,11 @@ LINK_RADIUS = {"link1": 0.020, "link2": 0.016, "link3": 0.016, "link4": 0.015, "
 BASE_RADIUS, BASE_HEIGHT = 0.05, robot.URDF_JOINT_ORIGINS[0][0][2]
 #: Where the finger hinge sits on link5, as a fraction of the link5 -> fingertip segment.
 FINGER_HINGE_FRACTION = 0.55
+#: Joint velocity limit (rad/s) written to the URDF and the USD: in effect none, as in the
+#: MJCF (MuJoCo has no joint velocity limit). The torque-limited drives reach ~25 rad/s at
+#: most; a value is written only because URDF requires one and Isaac Sim's asset validator
+#: wants ``physxJoint:maxJointVelocity`` wherever ``PhysxJointAPI`` is applied.
+JOINT_VELOCITY_LIMIT = 1000.0
 
 _RGBA = {
     "grey": [0.592, 0.667, 0.682, 1.0],
@@ -178,7 +183,7 @@ def build_urdf(model: mujoco.MjModel) -> str:
 
 
 def _joint_block(name, parent, child, xyz, rpy, axis, index):
-    effort, velocity = robot.SERVO_TORQUE_LIMIT, 6.0
+    effort, velocity = robot.SERVO_TORQUE_LIMIT, JOINT_VELOCITY_LIMIT
     return [
         f'  <joint name="{name}" type="revolute">',
         f'    <parent link="{parent}"/><child link="{child}"/>',

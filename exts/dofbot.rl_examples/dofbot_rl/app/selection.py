@@ -16,8 +16,8 @@ import carb.input
 import omni.appwindow
 import omni.usd
 
+from dofbot_rl import scene
 from dofbot_rl.app import compat
-from dofbot_rl.teleop.picking import DEFAULT_ENV_ROOT, DEFAULT_ROBOT_NAME
 
 
 class RobotPicker:
@@ -65,7 +65,7 @@ class RobotPicker:
         if env_id is None:
             self._release_keyboard()
             return
-        root = f"{DEFAULT_ENV_ROOT}/env_{env_id}/{DEFAULT_ROBOT_NAME}"
+        root = scene.robot_path(env_id)
         if paths != [root]:
             selection.set_selected_prim_paths([root], True)  # outline the whole robot
         self._grab_keyboard()
