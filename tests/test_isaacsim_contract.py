@@ -46,8 +46,6 @@ RECEIVERS = {
     ("isaac_physics.py", "robots"): "isaacsim.core.prims.Articulation",
     ("isaac_physics.py", "self._robots"): "isaacsim.core.prims.Articulation",
     ("isaac_physics.py", "self._ee"): "isaacsim.core.prims.RigidPrim",
-    ("isaac_physics.py", "self._goals"): "isaacsim.core.prims.XFormPrim",
-    ("isaac_physics.py", "self._tips"): "isaacsim.core.prims.XFormPrim",
     ("commands.py", "cloner"): "isaacsim.core.cloner.GridCloner",
     ("extension.py", "browser"): "isaacsim.examples.browser.extension.ExampleBrowserExtension",
 }
@@ -275,7 +273,7 @@ def test_every_isaacsim_import_exists(sources):
 
 def test_core_api_bindings_and_their_keywords(sources):
     bindings = _core_api_bindings()
-    assert set(bindings) >= {"World", "ArticulationView", "RigidView", "XFormView", "GridCloner", "add_reference_to_stage",
+    assert set(bindings) >= {"World", "ArticulationView", "RigidView", "GridCloner", "add_reference_to_stage",
                              "set_camera_view"}
     checked = 0
     for file, receiver, attr, kwargs, line in _calls_and_attributes():

@@ -20,6 +20,8 @@ WORLD = "/World"
 ENV_ROOT = WORLD + "/envs"
 #: Env prims are ``ENV_ROOT/env_<i>``.
 ENV_PREFIX = "env_"
+#: The cloner's ``generate_paths`` root: it makes ``CLONER_ROOT_<i>`` = ``ENV_ROOT/env_<i>``.
+CLONER_ROOT = ENV_ROOT + "/env"
 #: The robot prim under each env prim (the default prim of ``dofbot.usda``).
 ROBOT_NAME = "Dofbot"
 #: The goal/tip marker instancer (outside the cloned envs).

@@ -50,7 +50,7 @@ class CoreApi:
         family: ``isaacsim`` or ``omni.isaac``.
         version: the app's version string (``""`` when unreadable).
         World: the ``World`` class.
-        ArticulationView, RigidView, XFormView: view classes over prim-path expressions.
+        ArticulationView, RigidView: view classes over prim-path expressions.
         GridCloner: the cloner class.
         add_reference_to_stage: ``(usd_path, prim_path) -> Usd.Prim``.
         set_camera_view: ``(eye, target)`` for the active viewport camera.
@@ -61,7 +61,6 @@ class CoreApi:
     World: Any
     ArticulationView: Any
     RigidView: Any
-    XFormView: Any
     GridCloner: Any
     add_reference_to_stage: Callable
     set_camera_view: Callable
@@ -80,9 +79,17 @@ class CoreApi:
         """A rigid-body view (``RigidPrim`` in 4.5+, ``RigidPrimView`` before)."""
         return self.RigidView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False)
 
-    def xform_view(self, prim_paths_expr: str, name: str):
-        """An xform view for markers (``XFormPrim`` in 4.5+, ``XFormPrimView`` before)."""
-        return self.XFormView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False)
+    @staticmethod
+    def push_to_fabric(world) -> bool:
+        """Copy the current physics state to Fabric once, as ``World.render`` does before an app
+        update (``omni.physxfabric``'s ``force_update``); False where the app has no
+        ``omni.physx.fabric`` enabled (physics then writes to USD, nothing to push)."""
+        if not omni.kit.app.get_app().get_extension_manager().is_extension_enabled("omni.physx.fabric"):
+            return False
+        from omni.physxfabric import get_physx_fabric_interface
+
+        get_physx_fabric_interface().force_update(world.get_physics_dt(), world.current_time)
+        return True
 
     def physics_step(self, world, update_fabric: bool) -> None:
         """One physics step without rendering; ``update_fabric`` pushes the result to Fabric
@@ -120,22 +127,22 @@ def _import_family(family: str) -> Optional[CoreApi]:
     if family == ISAACSIM:
         from isaacsim.core.api import World
         from isaacsim.core.cloner import GridCloner
-        from isaacsim.core.prims import Articulation, RigidPrim, XFormPrim
+        from isaacsim.core.prims import Articulation, RigidPrim
         from isaacsim.core.utils.stage import add_reference_to_stage
         from isaacsim.core.utils.viewports import set_camera_view
         from isaacsim.core.version import get_version
 
-        return CoreApi(family, get_version()[0], World, Articulation, RigidPrim, XFormPrim, GridCloner, add_reference_to_stage,
+        return CoreApi(family, get_version()[0], World, Articulation, RigidPrim, GridCloner, add_reference_to_stage,
                        set_camera_view)
     from omni.isaac.cloner import GridCloner
     from omni.isaac.core import World
     from omni.isaac.core.articulations import ArticulationView
-    from omni.isaac.core.prims import RigidPrimView, XFormPrimView
+    from omni.isaac.core.prims import RigidPrimView
     from omni.isaac.core.utils.stage import add_reference_to_stage
     from omni.isaac.core.utils.viewports import set_camera_view
     from omni.isaac.version import get_version
 
-    return CoreApi(family, get_version()[0], World, ArticulationView, RigidPrimView, XFormPrimView, GridCloner,
+    return CoreApi(family, get_version()[0], World, ArticulationView, RigidPrimView, GridCloner,
                    add_reference_to_stage, set_camera_view)
 
 

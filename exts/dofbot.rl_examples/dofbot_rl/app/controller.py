@@ -50,7 +50,7 @@ class PanelController:
             import omni.kit.undo
             import omni.usd
 
-            from dofbot_rl.app.commands import ENV_ROOT
+            from dofbot_rl.scene import ENV_ROOT
 
             with omni.kit.undo.group():  # one undo step: the rebuild, and the old scene back on undo
                 if omni.usd.get_context().get_stage().GetPrimAtPath(ENV_ROOT).IsValid():

@@ -45,9 +45,12 @@ class RobotPicker:
                 omni.usd.StageEventType.CLOSING, self._on_stage_closing, "dofbot.rl_examples.stage_closing")
 
     def _on_stage_closing(self, event=None) -> None:
-        """File > New / Open: stop any run and drop the scene, whose prims are going away."""
+        """File > New / Open: drop the scene, whose prims are going away, and end any run at once.
+
+        Never waits for the rl_games worker here (Kit's main thread): the sim loop polls it
+        across app updates (``model.poll_worker``)."""
         self._release_keyboard()
-        self.model.unload()
+        self.model.unload(force=True)
 
     def stop(self) -> None:
         """Drop both subscriptions."""

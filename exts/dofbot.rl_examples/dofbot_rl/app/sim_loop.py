@@ -60,6 +60,7 @@ class SimLoop:
                 self.model._error("Sim loop", exc)
 
     def _update(self) -> None:
+        self.model.poll_worker()  # a worker ended by unload/stage close is watched here, never joined
         mode = render_mode(self.model.settings.render_mode)
         running = self.model.state.value in ("training", "stopping", "testing")
         viewport_on = mode.viewport or not running
