@@ -11,3 +11,4 @@ or with Kit's test runner: ``omni.kit.test`` via ``--enable omni.kit.test
 """
 
 from dofbot_rl.app.tests.test_panel_kit import *  # noqa: F401,F403
+from dofbot_rl.app.tests.test_scene_kit import *  # noqa: F401,F403
