@@ -11,10 +11,11 @@ Model choices (documented in ``docs/robot.md``):
   keep the arm off the ground);
 * inertia: estimated link masses (``robot.LINK_MASSES``) on the capsules plus the
   servo's reflected rotor inertia as joint ``armature``;
-* drives: PD position actuators that behave like the NVIDIA USD's PhysX *acceleration*
-  drives (stiffness 1048 1/s^2, damping 53 1/s): ``kp = 1048 * I_jj`` and
-  ``kv = 53 * I_jj`` with ``I_jj`` the joint-space inertia at the zero pose, torque
-  limited to ``robot.SERVO_TORQUE_LIMIT``;
+* drives: PD position actuators with fixed torque gains ``kp = 1048 * I_jj`` and
+  ``kv = 53 * I_jj`` (the NVIDIA USD's acceleration-drive gains, 1048 1/s^2 and 53 1/s,
+  times ``I_jj``, the joint-space inertia at the zero pose), torque limited to
+  ``robot.SERVO_TORQUE_LIMIT``, no velocity limit; the USD (:mod:`dofbot_rl.usd_asset`)
+  carries the same torque gains as PhysX *force* drives;
 * the gripper: one finger hinge on link5 (task DOF 5), kept at 0 by the task.
 """
 

@@ -3,13 +3,13 @@
 Two core API families exist (``dofbot_rl.isaacsim_versions``):
 
 * ``isaacsim`` (Isaac Sim 4.5-6.x): ``isaacsim.core.api.World``,
-  ``isaacsim.core.prims.Articulation`` / ``RigidPrim`` / ``XFormPrim`` (views),
+  ``isaacsim.core.prims.Articulation`` / ``RigidPrim`` (views),
   ``isaacsim.core.cloner.GridCloner``, ``isaacsim.core.utils.stage``,
   ``isaacsim.core.version``. Deprecated in 6.x in favour of
   ``isaacsim.core.experimental.*`` but still shipped and loadable;
 * ``omni.isaac`` (2023.1-4.2): ``omni.isaac.core.World``,
   ``omni.isaac.core.articulations.ArticulationView``,
-  ``omni.isaac.core.prims.RigidPrimView`` / ``XFormPrimView``,
+  ``omni.isaac.core.prims.RigidPrimView``,
   ``omni.isaac.cloner.GridCloner``, ``omni.isaac.core.utils.stage``, ``omni.isaac.version``.
 
 :func:`resolve_core_api` tries ``isaacsim`` first, then ``omni.isaac``: for each it
