@@ -211,7 +211,8 @@ def define_markers(stage, num_envs: int, path: str = scene.MARKERS_PATH):
     """Define the goal and fingertip markers of ``num_envs`` robots as one ``UsdGeom.PointInstancer``.
 
     Instance ``i`` is env ``i``'s goal, instance ``num_envs + i`` its fingertip; positions
-    are world-frame (m). The instancer starts invisible (nothing is hidden below the floor)
+    (m) are in the instancer's frame, which is the env root's (identity transforms): env
+    origin plus the env-frame position. The instancer starts invisible (nothing is hidden below the floor)
     and carries a full ``translate, orient, scale`` xform-op stack, so anything that resets
     it like the core API's XForm views do (writing ``xformOp:translate`` and
     ``xformOp:orient``) finds the attributes it writes.
@@ -270,8 +271,9 @@ class MarkerWriter:
         self._shown = False
 
     def write(self, positions_w) -> None:
-        """Set all marker positions: ``positions_w`` ``(2 num_envs, 3)`` float32 m, world frame
-        (goals first, then fingertips). The instancer becomes visible on the first write.
+        """Set all marker positions: ``positions_w`` ``(2 num_envs, 3)`` m in the env root's frame
+        (env origin + env-frame position; goals first, then fingertips). The instancer becomes
+        visible on the first write.
 
         Raises:
             ValueError: wrong shape.

@@ -3,9 +3,9 @@
 ``DofbotBuildScene`` builds the vectorized scene and is undoable (undo unloads the panel's
 scene, then removes what it built; refused while a training run is active). A rebuild
 deletes the old scene first with ``DeletePrims`` in the same undo group (see
-``controller.py``), so undoing the group brings the old scene back. The other commands forward to the panel of the running
-extension; they change runtime state (threads, files), not the stage, so they have no
-``undo`` and never enter the undo stack::
+``controller.py``), so undoing the group brings the old scene back. The other commands
+forward to the panel of the running extension; they change runtime state (threads,
+files), not the stage, so they have no ``undo`` and never enter the undo stack::
 
     import omni.kit.commands
     omni.kit.commands.execute("DofbotLoadScene")           # = Load
