@@ -18,6 +18,7 @@ from typing import List
 import numpy as np
 
 from dofbot_rl.mujoco_gl import GL_HELP, RenderError, import_mujoco
+from dofbot_rl.scene import GOAL_RGB, TIP_RGB
 
 __all__ = ["RenderError", "RolloutRecorder"]
 
@@ -88,8 +89,8 @@ class RolloutRecorder:
         self.data.qpos[: task.dof_pos.shape[1]] = task.dof_pos[i].detach().cpu().numpy()
         mujoco.mj_kinematics(self.model, self.data)
         self.renderer.update_scene(self.data, camera=self.camera)
-        self._marker(task.goal_pos[i].detach().cpu().numpy(), 0.025, (0.2, 0.9, 0.3, 0.6))
-        self._marker(task.tip_pos[i].detach().cpu().numpy(), 0.022, (0.95, 0.2, 0.15, 1.0))
+        self._marker(task.goal_pos[i].detach().cpu().numpy(), 0.025, GOAL_RGB + (0.6,))
+        self._marker(task.tip_pos[i].detach().cpu().numpy(), 0.022, TIP_RGB + (1.0,))
         self.frames.append(self.renderer.render().copy())
 
     def _marker(self, pos, radius, rgba) -> None:

@@ -3,13 +3,13 @@
 Two core API families exist (``dofbot_rl.isaacsim_versions``):
 
 * ``isaacsim`` (Isaac Sim 4.5-6.x): ``isaacsim.core.api.World``,
-  ``isaacsim.core.prims.Articulation`` / ``RigidPrim`` / ``XFormPrim`` (views),
+  ``isaacsim.core.prims.Articulation`` / ``RigidPrim`` (views),
   ``isaacsim.core.cloner.GridCloner``, ``isaacsim.core.utils.stage``,
   ``isaacsim.core.version``. Deprecated in 6.x in favour of
   ``isaacsim.core.experimental.*`` but still shipped and loadable;
 * ``omni.isaac`` (2023.1-4.2): ``omni.isaac.core.World``,
   ``omni.isaac.core.articulations.ArticulationView``,
-  ``omni.isaac.core.prims.RigidPrimView`` / ``XFormPrimView``,
+  ``omni.isaac.core.prims.RigidPrimView``,
   ``omni.isaac.cloner.GridCloner``, ``omni.isaac.core.utils.stage``, ``omni.isaac.version``.
 
 :func:`resolve_core_api` tries ``isaacsim`` first, then ``omni.isaac``: for each it
@@ -52,7 +52,7 @@ class CoreApi:
         family: ``isaacsim`` or ``omni.isaac``.
         version: the app's version string (``""`` when unreadable).
         World: the ``World`` class.
-        ArticulationView, RigidView, XFormView: view classes over prim-path expressions.
+        ArticulationView, RigidView: view classes over prim-path expressions.
         GridCloner: the cloner class.
         add_reference_to_stage: ``(usd_path, prim_path) -> Usd.Prim``.
         set_camera_view: ``(eye, target)`` for the active viewport camera.
@@ -65,7 +65,6 @@ class CoreApi:
     World: Any
     ArticulationView: Any
     RigidView: Any
-    XFormView: Any
     GridCloner: Any
     add_reference_to_stage: Callable
     set_camera_view: Callable
@@ -91,9 +90,17 @@ class CoreApi:
         return self.RigidView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False,
                               prepare_contact_sensors=False)
 
-    def xform_view(self, prim_paths_expr: str, name: str):
-        """An xform view for markers (``XFormPrim`` in 4.5+, ``XFormPrimView`` before)."""
-        return self.XFormView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False)
+    @staticmethod
+    def push_to_fabric(world) -> bool:
+        """Copy the current physics state to Fabric once, as ``World.render`` does before an app
+        update (``omni.physxfabric``'s ``force_update``); False where the app has no
+        ``omni.physx.fabric`` enabled (physics then writes to USD, nothing to push)."""
+        if not omni.kit.app.get_app().get_extension_manager().is_extension_enabled("omni.physx.fabric"):
+            return False
+        from omni.physxfabric import get_physx_fabric_interface
+
+        get_physx_fabric_interface().force_update(world.get_physics_dt(), world.current_time)
+        return True
 
     def physics_step(self, world, update_fabric: bool) -> bool:
         """One physics step without rendering, only while the timeline plays (``World.step``
@@ -196,22 +203,22 @@ def _import_family(family: str) -> Optional[CoreApi]:
     if family == ISAACSIM:
         from isaacsim.core.api import World
         from isaacsim.core.cloner import GridCloner
-        from isaacsim.core.prims import Articulation, RigidPrim, XFormPrim
+        from isaacsim.core.prims import Articulation, RigidPrim
         from isaacsim.core.utils.stage import add_reference_to_stage
         from isaacsim.core.utils.viewports import set_camera_view
         from isaacsim.core.version import get_version
 
-        return CoreApi(family, get_version()[0], World, Articulation, RigidPrim, XFormPrim, GridCloner, add_reference_to_stage,
+        return CoreApi(family, get_version()[0], World, Articulation, RigidPrim, GridCloner, add_reference_to_stage,
                        set_camera_view)
     from omni.isaac.cloner import GridCloner
     from omni.isaac.core import World
     from omni.isaac.core.articulations import ArticulationView
-    from omni.isaac.core.prims import RigidPrimView, XFormPrimView
+    from omni.isaac.core.prims import RigidPrimView
     from omni.isaac.core.utils.stage import add_reference_to_stage
     from omni.isaac.core.utils.viewports import set_camera_view
     from omni.isaac.version import get_version
 
-    return CoreApi(family, get_version()[0], World, ArticulationView, RigidPrimView, XFormPrimView, GridCloner,
+    return CoreApi(family, get_version()[0], World, ArticulationView, RigidPrimView, GridCloner,
                    add_reference_to_stage, set_camera_view)
 
 

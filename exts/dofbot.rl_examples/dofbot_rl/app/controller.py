@@ -52,7 +52,7 @@ class PanelController:
             import omni.usd
 
             from dofbot_rl.app import compat
-            from dofbot_rl.app.commands import ENV_ROOT
+            from dofbot_rl.scene import ENV_ROOT
 
             await compat.stop_timeline_async()  # PhysX lets go of the old scene before it changes
             compat.unregister_replicator(omni.usd.get_context().get_stage())  # the old clones' replicator

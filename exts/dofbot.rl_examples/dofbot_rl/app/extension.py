@@ -74,7 +74,7 @@ class DofbotRlExtension(omni.ext.IExt):
         enable_torch_provider()  # 2023.1 - 4.2: torch comes from omni.isaac.ml_archive
         self.model, problem = _make_model()
         if self.model is not None:
-            self._teardown.append(self.model.shutdown)
+            self._teardown.append(lambda: self.model.shutdown(wait_s=0.0))  # never joins the worker on Kit's thread
             self._teardown.append(self.model.subscribe_errors(
                 lambda message: carb.log_error(f"dofbot.rl_examples: {message}")))
             self.api = self._resolve_api()

@@ -20,8 +20,8 @@ import carb.input
 import omni.appwindow
 import omni.usd
 
+from dofbot_rl import scene
 from dofbot_rl.app import compat
-from dofbot_rl.teleop.picking import DEFAULT_ENV_ROOT, DEFAULT_ROBOT_NAME
 
 
 class RobotPicker:
@@ -48,9 +48,12 @@ class RobotPicker:
                 omni.usd.StageEventType.CLOSING, self._on_stage_closing, "dofbot.rl_examples.stage_closing")
 
     def _on_stage_closing(self, event=None) -> None:
-        """File > New / Open: stop any run and drop the scene, whose prims are going away."""
+        """File > New / Open: drop the scene, whose prims are going away, and end any run at once.
+
+        Never waits for the rl_games worker here (Kit's main thread): the sim loop polls it
+        across app updates (``model.poll_worker``)."""
         self._release_keyboard()
-        self.model.unload()
+        self.model.unload(force=True)
 
     def stop(self) -> None:
         """Drop both subscriptions."""
@@ -68,7 +71,7 @@ class RobotPicker:
         if env_id is None:
             self._release_keyboard()
             return
-        root = f"{DEFAULT_ENV_ROOT}/env_{env_id}/{DEFAULT_ROBOT_NAME}"
+        root = scene.robot_path(env_id)
         if paths != [root]:
             selection.set_selected_prim_paths([root], True)  # outline the whole robot
         self._grab_keyboard()

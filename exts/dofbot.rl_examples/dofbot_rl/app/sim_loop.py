@@ -66,9 +66,11 @@ class SimLoop:
                 self.model._error("Sim loop", exc)
 
     def _update(self) -> None:
+        self.model.poll_worker()  # a worker ended by unload/stage close is watched here, never joined
         mode = render_mode(self.model.settings.render_mode)
         running = self.model.state.value in ("training", "stopping", "testing")
         viewport_on = mode.viewport or not running
+        came_back = viewport_on and self._viewport_on is False  # markers are stale as the robots were
         if viewport_on != self._viewport_on:
             compat.set_viewport_updates(viewport_on)
             self._viewport_on = viewport_on
@@ -76,7 +78,7 @@ class SimLoop:
         if physics is not None and not self._timeline_allows_steps(running):
             return
         if physics is not None and hasattr(physics, "set_viewport_sync"):
-            physics.set_viewport_sync(viewport_on)
+            physics.set_viewport_sync(viewport_on)  # pushes the robots' state once when it comes back
         if physics is not None:
             compat.app_steps_physics(False)
             try:
@@ -87,7 +89,7 @@ class SimLoop:
         else:
             steps = self.model.tick()
         task = self.model.session.task
-        if steps and viewport_on and task is not None and hasattr(physics, "update_markers"):
+        if (steps or came_back) and viewport_on and task is not None and hasattr(physics, "update_markers"):
             physics.update_markers(task.goal_pos, task.tip_pos)
 
     def _timeline_allows_steps(self, running: bool) -> bool:

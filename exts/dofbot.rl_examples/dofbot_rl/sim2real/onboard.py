@@ -120,8 +120,8 @@ def ee_quaternion(q):
     """Orientation (w, x, y, z) of link5 (``robot.EE_LINK``) in the base frame for arm angles ``q`` (rad).
 
     The chain ``prod_i origin_i * Rz(q_i)`` composed the way MuJoCo composes body
-    quaternions, so the sign matches the simulator's ``ee_pose`` (the observation
-    contains the quaternion itself, not only the rotation).
+    quaternions (the same sign as MuJoCo's ``ee_pose``; :func:`build_observation`
+    sign-normalises it to ``w >= 0`` as the task does).
 
     Returns:
         ``(4,)`` float64, unit norm.
@@ -138,7 +138,8 @@ def build_observation(dof_pos, dof_vel, goal_pos, goal_rot, ee_rot, actions, low
 
     Args:
         dof_pos: 6 joint positions (rad). dof_vel: 6 joint velocities (rad/s).
-        goal_pos: 3 (m, base frame). goal_rot, ee_rot: quaternions (w, x, y, z).
+        goal_pos: 3 (m, base frame). goal_rot, ee_rot: quaternions (w, x, y, z); ``ee_rot`` is
+            used with the sign that makes ``w >= 0``, as in the task.
         actions: the 6 actions applied last (gripper slot already zeroed).
         lower, upper: the 6 joint limits (rad) the task scales with.
         dof_vel_scale: velocity factor (0.2). clip_observations: clamp (+-5).
@@ -146,6 +147,9 @@ def build_observation(dof_pos, dof_vel, goal_pos, goal_rot, ee_rot, actions, low
     Returns:
         ``(29,)`` float32.
     """
+    ee_rot = np.asarray(ee_rot, np.float64).reshape(4)
+    if ee_rot[0] < 0:
+        ee_rot = -ee_rot
     obs = np.concatenate((unscale_dof_pos(dof_pos, lower, upper),
                           dof_vel_scale * np.asarray(dof_vel, np.float64),
                           np.asarray(goal_pos, np.float64).reshape(3),

@@ -12,3 +12,4 @@ Run (from the repository root)::
 
 from dofbot_rl.app.tests.test_kit_behaviour import *  # noqa: F401,F403
 from dofbot_rl.app.tests.test_panel_kit import *  # noqa: F401,F403
+from dofbot_rl.app.tests.test_scene_kit import *  # noqa: F401,F403
