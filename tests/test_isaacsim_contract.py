@@ -45,7 +45,6 @@ ROLES = {
     "Scene": {ISAACSIM: "isaacsim.core.api.scenes.Scene", OMNI_ISAAC: "omni.isaac.core.scenes.Scene"},
     "Articulation": {ISAACSIM: "isaacsim.core.prims.Articulation", OMNI_ISAAC: "omni.isaac.core.articulations.ArticulationView"},
     "RigidView": {ISAACSIM: "isaacsim.core.prims.RigidPrim", OMNI_ISAAC: "omni.isaac.core.prims.RigidPrimView"},
-    "XFormView": {ISAACSIM: "isaacsim.core.prims.XFormPrim", OMNI_ISAAC: "omni.isaac.core.prims.XFormPrimView"},
     "GridCloner": {ISAACSIM: "isaacsim.core.cloner.GridCloner", OMNI_ISAAC: "omni.isaac.cloner.GridCloner"},
     "Browser": {ISAACSIM: "isaacsim.examples.browser.extension.ExampleBrowserExtension"},
 }
@@ -159,7 +158,6 @@ def _core_api_bindings():
     return out
 
 
-<<<<<<< HEAD
 def _symbols(family, version):
     return DATA["families"][family][version]["symbols"]
 
@@ -190,12 +188,7 @@ def test_tables_cover_every_claimed_version():
 @pytest.mark.parametrize("family", [ISAACSIM, OMNI_ISAAC])
 def test_every_bound_name_exists(family):
     bindings = _core_api_bindings()[family]
-    assert set(bindings) >= {"World", "ArticulationView", "RigidView", "XFormView", "GridCloner", "add_reference_to_stage",
-=======
-def test_core_api_bindings_and_their_keywords(sources):
-    bindings = _core_api_bindings()
     assert set(bindings) >= {"World", "ArticulationView", "RigidView", "GridCloner", "add_reference_to_stage",
->>>>>>> kit16
                              "set_camera_view"}
     imports = [f"{n.module}.{a.name}" for t in _trees().values() for n in ast.walk(t)
                if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith(family + ".") for a in n.names]
