@@ -70,17 +70,31 @@ def _fmt(value: float, spec: str) -> str:
 # ----------------------------------------------------------------------------------
 def cmd_train(args: Sequence[str]) -> int:
     """Train PPO; ends with the checkpoint path, the learning curve and a summary line."""
-    from tqdm import tqdm
-
     from dofbot_rl.config import load_config
-    from dofbot_rl.rl.trainer import Trainer
+    from dofbot_rl.rl import distributed
 
     cfg = load_config(list(args))
     if cfg.test:
         return cmd_play(args)
-    log.info("training %s: %d envs on %s, %d epochs -> %s/%s", cfg.task.name, cfg.num_envs, cfg.sim_device,
+    cfg, rank = distributed.setup(cfg)  # multi_gpu=True: this torchrun rank's device, seed, process group
+    try:
+        return _train(cfg, rank)
+    finally:
+        distributed.destroy_process_group()
+
+
+def _train(cfg, rank) -> int:
+    from tqdm import tqdm
+
+    from dofbot_rl.rl.trainer import Trainer
+
+    if not rank.is_main:  # rank 0 reports for the whole run
+        logging.getLogger("dofbot_rl").setLevel(logging.WARNING)
+    ranks = f" x {rank.world_size} ranks" if rank.world_size > 1 else ""
+    log.info("training %s: %d envs%s on %s, %d epochs -> %s/%s", cfg.task.name, cfg.num_envs, ranks, cfg.sim_device,
              cfg.max_iterations, cfg.train_dir, cfg.experiment)
-    bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True)
+    bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True,
+               disable=not rank.is_main)
     last = {}
 
     def on_progress(p):
@@ -93,7 +107,7 @@ def cmd_train(args: Sequence[str]) -> int:
                             f" | success {_fmt(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
         bar.refresh()
 
-    trainer = Trainer(cfg, on_progress=on_progress, quiet=True)
+    trainer = Trainer(cfg, on_progress=on_progress, quiet=True, rank=rank)
 
     def first_ctrl_c(signum, frame):  # stop cleanly: rl_games ends the epoch and writes a checkpoint
         log.info("\nCtrl+C: stopping after this epoch and writing a checkpoint (Ctrl+C again aborts)")
@@ -110,6 +124,8 @@ def cmd_train(args: Sequence[str]) -> int:
     finally:
         signal.signal(signal.SIGINT, previous)
         bar.close()
+    if not rank.is_main:
+        return 0
     log.info("checkpoint: %s", result.checkpoint)
     if result.curve:
         log.info("learning curve: %s", result.curve)

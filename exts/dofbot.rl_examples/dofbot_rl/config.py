@@ -138,6 +138,15 @@ class MainConfig:
     max_iterations: Optional[int] = None  #: PPO epochs; None: the device default
     physics: str = "mujoco"  #: the physics backend (mujoco: MuJoCo C on cpu, MuJoCo Warp on cuda)
     sim_device: str = "auto"  #: cpu, cuda:N or auto (cuda:0 when MuJoCo Warp and a GPU are there)
+    #: several processes under torchrun (one per GPU, or CPU processes over gloo): docs/training.md
+    multi_gpu: bool = False
+    #: multi_gpu: how long a rank waits in a collective for a missing rank before the run fails (s)
+    dist_timeout_s: float = 300.0
+    wandb_activate: bool = False  #: log to Weights & Biases (rank 0; `pip install -e '.[wandb]'`)
+    wandb_project: str = "dofbot-rl"  #: W&B project
+    wandb_entity: str = ""  #: W&B team or user; empty: your default
+    wandb_group: str = ""  #: W&B group (e.g. one per sweep)
+    wandb_name: str = ""  #: W&B run name; empty: the experiment name
     rl_device: str = ""  #: empty: same as sim_device
     headless: bool = True  #: accepted for IsaacGymEnvs compatibility; the headless CLI never opens a window
     test: bool = False  #: play instead of train

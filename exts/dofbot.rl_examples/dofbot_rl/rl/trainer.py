@@ -21,6 +21,7 @@ import torch
 
 from dofbot_rl.config import to_container
 from dofbot_rl.rl.checkpoints import latest_checkpoint, validate_for_task
+from dofbot_rl.rl.distributed import RankContext, register_distributed_agent, wandb_init, weights_agree
 from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ class Progress:
     mean_reward: float = float("nan")  #: rl_games' mean episode reward (scaled by reward_shaper)
     goals_per_episode: float = float("nan")  #: goals reached per finished episode (this epoch's episodes)
     success_rate: float = float("nan")  #: goals reached / goals counted (see the task's _episode_stats)
+    episodes: int = 0  #: episodes that ended this epoch, summed over every rank of a multi_gpu run
 
 
 @dataclass
@@ -63,6 +65,7 @@ class _Observer:
     def _reset_sums(self):
         self.sums = {}
         self.episodes = 0
+        self.totals = {"goals_reached": 0.0, "goals_counted": 0.0, "episodes": 0.0}  #: over all ranks
 
     # rl_games hooks -------------------------------------------------------------------
     def before_init(self, base_name, config, experiment_name):
@@ -84,7 +87,14 @@ class _Observer:
         self.episodes += int(next(iter(episode.values())).numel())
 
     def after_steps(self):
-        pass
+        # Every rank calls this once per epoch, after its rollout: sum the success figures over ranks.
+        local = {"goals_reached": self.sums.get("goals_reached", 0.0),
+                 "goals_counted": self.sums.get("goals_counted", 0.0), "episodes": float(self.episodes)}
+        totals = self.trainer.rank.all_reduce_sums(local)
+        if self.trainer.rank.is_main:
+            self.totals = totals
+        else:  # only rank 0 reports (after_print_stats): start the next epoch's sums here
+            self._reset_sums()
 
     def after_clear_stats(self):
         pass
@@ -98,12 +108,15 @@ class _Observer:
                             elapsed_s=now - self.trainer._start_time, env_steps_per_s=rate)
         if algo.game_rewards.current_size > 0:
             progress.mean_reward = float(algo.game_rewards.get_mean()[0])
-        if self.episodes:
-            progress.goals_per_episode = self.sums["goals_reached"] / self.episodes
-            counted = self.sums.get("goals_counted", 0.0)
-            progress.success_rate = self.sums["goals_reached"] / counted if counted else float("nan")
+        totals = self.totals
+        progress.episodes = int(totals["episodes"])
+        if totals["episodes"]:
+            progress.goals_per_episode = totals["goals_reached"] / totals["episodes"]
+            counted = totals["goals_counted"]
+            progress.success_rate = totals["goals_reached"] / counted if counted else float("nan")
             writer.add_scalar("episode/goals_per_episode", progress.goals_per_episode, epoch_num)
             writer.add_scalar("episode/success_rate", progress.success_rate, epoch_num)
+        if self.episodes:  # reward terms: this rank's episodes (rank 0 of a multi_gpu run)
             for key, value in self.sums.items():
                 if key.startswith("rew_"):
                     writer.add_scalar(f"reward_terms/{key[4:]}", value / self.episodes, epoch_num)
@@ -125,10 +138,14 @@ class Trainer:
         quiet: route rl_games' prints to this module's DEBUG log (the CLI, whose progress bar
             they would break). It redirects the whole process's stdout while training, so the
             Kit panel leaves it off.
+        rank: this process's place in a ``multi_gpu`` run (:mod:`dofbot_rl.rl.distributed`,
+            process group already open); only rank 0 writes files and calls ``on_progress``.
     """
 
-    def __init__(self, cfg, task=None, on_progress: Optional[Callable[[Progress], None]] = None, quiet: bool = False):
+    def __init__(self, cfg, task=None, on_progress: Optional[Callable[[Progress], None]] = None, quiet: bool = False,
+                 rank: RankContext = RankContext()):
         self.cfg = cfg
+        self.rank = rank
         self.quiet = quiet
         self._task = task
         self.on_progress = on_progress
@@ -196,11 +213,18 @@ class Trainer:
         env = RlGamesVecEnv(task, self.cfg.rl_device)
         register_rl_games(lambda: env)
         params = self.rl_games_params()
-        self.experiment_dir.mkdir(parents=True, exist_ok=True)
-        (self.experiment_dir / "config.yaml").write_text(_dump_yaml(self.cfg))
+        # rl_games' own multi-GPU set-up is NCCL-only; dofbot_rl.rl.distributed runs it (any backend).
+        params["config"]["multi_gpu"] = False
+        params["torch_threads"] = 0  # rl_games >= 1.6.5 would reset torch's threads: share_cpu_with_physics decides
+        if self.rank.is_main:
+            self.experiment_dir.mkdir(parents=True, exist_ok=True)
+            (self.experiment_dir / "config.yaml").write_text(_dump_yaml(self.cfg))
+        wandb_run = wandb_init(self.cfg, self.rank, self.experiment_dir)  # before rl_games' SummaryWriter
 
         observer = _Observer(self)
         runner = Runner(algo_observer=observer)
+        if self.rank.distributed:
+            register_distributed_agent(runner)
         self._start_time = time.perf_counter()
         with rl_games_output_to_log(self.quiet):
             runner.load({"params": params})
@@ -208,11 +232,20 @@ class Trainer:
             try:
                 runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
             finally:
-                if observer.algo is not None:  # flush TensorBoard now, not at interpreter exit
+                if observer.algo is not None and observer.algo.writer is not None:  # flush TensorBoard now
                     observer.algo.writer.close()
+        if self.rank.distributed:
+            diff = weights_agree(observer.algo.model)
+            log.info("%d ranks: policy weights %s across ranks (max abs diff %.3g)", self.rank.world_size,
+                     "identical" if diff == 0.0 else "DIFFER", diff)
+        if not self.rank.is_main:
+            return TrainResult(experiment_dir=self.experiment_dir, checkpoint=None, history=[],
+                               stopped=self._stop.is_set())
         result = TrainResult(experiment_dir=self.experiment_dir, checkpoint=latest_checkpoint(self.experiment_dir),
                              history=list(self.history), stopped=self._stop.is_set())
         self._write_history(result)
+        if wandb_run is not None:
+            _wandb_finish(wandb_run, result)
         return result
 
     def _record(self, progress: Progress) -> None:
@@ -229,6 +262,19 @@ class Trainer:
             from dofbot_rl.plotting import plot_learning_curve
 
             result.curve = plot_learning_curve(path, self.experiment_dir / "learning_curve.png", title=self.cfg.experiment)
+
+
+def _wandb_finish(run, result: TrainResult) -> None:
+    """Log the learning curve and the final figures to the Weights & Biases run, then close it."""
+    import wandb
+
+    if result.curve is not None:
+        run.log({"learning_curve": wandb.Image(str(result.curve))})
+    if result.history:
+        last = result.history[-1]
+        run.summary.update({"epoch": last.epoch, "goals_per_episode": last.goals_per_episode,
+                            "success_rate": last.success_rate, "checkpoint": str(result.checkpoint)})
+    run.finish()
 
 
 def share_cpu_with_physics(cfg) -> None:
