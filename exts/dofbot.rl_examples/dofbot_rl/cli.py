@@ -60,20 +60,33 @@ def _with_checkpoint(cfg, checkpoint):
 
 def cmd_train(args: Sequence[str]) -> int:
     """Train PPO (resume with checkpoint=PATH or checkpoint=last); ends with the checkpoint path, the
-    learning curve and a summary line."""
-    from tqdm import tqdm
-
+    learning curve and a summary line. ``multi_gpu=True`` under torchrun: one rank of a run."""
     from dofbot_rl.config import load_config
+    from dofbot_rl.rl import distributed
     from dofbot_rl.rl.play import resolve_checkpoint
-    from dofbot_rl.rl.trainer import Trainer
 
     cfg = load_config(list(args), command="train")
     if cfg.test:
         return cmd_play(args)
     cfg = _with_checkpoint(cfg, resolve_checkpoint(cfg, required=False))
-    log.info("training %s: %d envs on %s, %d epochs -> %s/%s%s", cfg.task.name, cfg.num_envs, cfg.sim_device,
+    cfg, rank = distributed.setup(cfg)  # multi_gpu=True: this torchrun rank's device, seed, process group
+    try:
+        return _train(cfg, rank)
+    finally:
+        distributed.destroy_process_group()
+
+
+def _train(cfg, rank) -> int:
+    from tqdm import tqdm
+
+    from dofbot_rl.rl.trainer import Trainer
+
+    if not rank.is_main:  # rank 0 reports for the whole run
+        logging.getLogger("dofbot_rl").setLevel(logging.WARNING)
+    ranks = f" x {rank.world_size} ranks" if rank.world_size > 1 else ""
+    log.info("training %s: %d envs%s on %s, %d epochs -> %s/%s%s", cfg.task.name, cfg.num_envs, ranks, cfg.sim_device,
              cfg.max_iterations, cfg.train_dir, cfg.experiment, f" (resuming {cfg.checkpoint})" if cfg.checkpoint else "")
-    bar = None  # made at the first epoch: a checkpoint refused before training leaves one error line
+    bar = None  # made at the first epoch (rank 0 only): a checkpoint refused before training leaves one error line
     last = {}
 
     def on_progress(p):
@@ -89,7 +102,7 @@ def cmd_train(args: Sequence[str]) -> int:
                             f" | success {_fmt(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
         bar.refresh()
 
-    trainer = Trainer(cfg, on_progress=on_progress, quiet=True)
+    trainer = Trainer(cfg, on_progress=on_progress, quiet=True, rank=rank)
 
     def first_ctrl_c(signum, frame):  # stop cleanly: rl_games ends the epoch and writes a checkpoint
         log.info("\nCtrl+C: stopping after this epoch and writing a checkpoint (Ctrl+C again aborts)")
@@ -106,12 +119,14 @@ def cmd_train(args: Sequence[str]) -> int:
         signal.signal(signal.SIGINT, previous)
         if bar is not None:
             bar.close()
+    if not rank.is_main:
+        return 0
     log.info("checkpoint: %s", result.checkpoint)
     if result.curve:
         log.info("learning curve: %s", result.curve)
     log.info("tensorboard: tensorboard --logdir %s", result.experiment_dir / "summaries")
-    log.info("resume: dofbot-rl train checkpoint=last experiment=%s train_dir=%s max_iterations=%d",
-             cfg.experiment, cfg.train_dir, int(cfg.max_iterations) * 2)
+    log.info("resume (%d more epochs): dofbot-rl train checkpoint=last experiment=%s train_dir=%s max_iterations=%d",
+             int(cfg.max_iterations), cfg.experiment, cfg.train_dir, int(cfg.max_iterations))
     print(f"checkpoint={result.checkpoint} goals_per_episode={_fmt(last.get('goals_per_episode'), '.3f')} "
           f"success_rate={_fmt(last.get('success_rate'), '.4f')} epochs={result.history[-1].epoch if result.history else 0}")
     return 0

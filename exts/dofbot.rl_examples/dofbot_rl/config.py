@@ -188,6 +188,15 @@ class MainConfig:
     max_iterations: Optional[int] = None  #: PPO epochs; null: 150 on cpu, 500 on cuda
     physics: str = "mujoco"  #: the physics backend (mujoco: MuJoCo C on cpu, MuJoCo Warp on cuda)
     sim_device: str = "auto"  #: cpu, cuda:N or auto (cuda:0 when MuJoCo Warp and a GPU are there)
+    #: several processes under torchrun (one per GPU, or CPU processes over gloo): docs/training.md
+    multi_gpu: bool = False
+    #: multi_gpu: how long a rank waits in a collective for a missing rank before the run fails (s)
+    dist_timeout_s: float = 300.0
+    wandb_activate: bool = False  #: log to Weights & Biases (rank 0; `pip install -e '.[wandb]'`)
+    wandb_project: str = "dofbot-rl"  #: W&B project
+    wandb_entity: str = ""  #: W&B team or user; empty: your default
+    wandb_group: str = ""  #: W&B group (e.g. one per sweep)
+    wandb_name: str = ""  #: W&B run name; empty: the experiment name
     rl_device: str = ""  #: device of the policy; empty: same as sim_device
     headless: bool = True  #: accepted for IsaacGymEnvs compatibility; the headless CLI never opens a window
     test: bool = False  #: play instead of train
@@ -457,6 +466,7 @@ def validate(cfg: DictConfig) -> None:
     problems += [f"{key} must be a finite number" for key in _non_finite(plain)]
     need(cfg.num_envs > 0, f"num_envs must be > 0, got {cfg.num_envs}")
     need(cfg.max_iterations > 0, f"max_iterations must be > 0, got {cfg.max_iterations}")
+    need(cfg.dist_timeout_s > 0, f"dist_timeout_s must be > 0 s, got {cfg.dist_timeout_s}")
     need(0 <= cfg.seed < 2**32, f"seed must be in 0..{2**32 - 1}, got {cfg.seed}")
     need(env.episode_length > 1, f"task.env.episode_length must be > 1 control steps, got {env.episode_length}")
     need(env.control_frequency_inv >= 1, f"task.env.control_frequency_inv must be >= 1, got {env.control_frequency_inv}")

@@ -27,6 +27,7 @@ import torch
 
 from dofbot_rl.config import to_container
 from dofbot_rl.rl.checkpoints import RunLock, atomic_save, check_run_folder, remove_temp_files, validate_for_config
+from dofbot_rl.rl.distributed import RankContext, register_distributed_agent, wandb_init, weights_agree
 from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games, release_rl_games
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,7 @@ class Progress:
     mean_reward: float = float("nan")  #: rl_games' mean episode reward (scaled by reward_shaper)
     goals_per_episode: float = float("nan")  #: goals reached per finished episode (this epoch's episodes)
     success_rate: float = float("nan")  #: goals reached / goals counted (see the task's _episode_stats)
+    episodes: int = 0  #: episodes that ended this epoch, summed over every rank of a multi_gpu run
 
 
 @dataclass
@@ -74,6 +76,7 @@ class _Observer:
     def _reset_sums(self):
         self.sums = {}
         self.episodes = 0
+        self.totals = {"goals_reached": 0.0, "goals_counted": 0.0, "episodes": 0.0}  #: over all ranks
 
     # rl_games hooks -------------------------------------------------------------------
     def before_init(self, base_name, config, experiment_name):
@@ -97,7 +100,14 @@ class _Observer:
         self.episodes += int(next(iter(episode.values())).numel())
 
     def after_steps(self):
-        pass
+        # Every rank calls this once per epoch, after its rollout: sum the success figures over ranks.
+        local = {"goals_reached": self.sums.get("goals_reached", 0.0),
+                 "goals_counted": self.sums.get("goals_counted", 0.0), "episodes": float(self.episodes)}
+        totals = self.trainer.rank.all_reduce_sums(local)
+        if self.trainer.rank.is_main:
+            self.totals = totals
+        else:  # only rank 0 reports (after_print_stats): start the next epoch's sums here
+            self._reset_sums()
 
     def after_clear_stats(self):
         pass
@@ -112,12 +122,15 @@ class _Observer:
                             env_steps_per_s=rate)
         if algo.game_rewards.current_size > 0:
             progress.mean_reward = float(algo.game_rewards.get_mean()[0])
-        if self.episodes:
-            progress.goals_per_episode = self.sums["goals_reached"] / self.episodes
-            counted = self.sums.get("goals_counted", 0.0)
-            progress.success_rate = self.sums["goals_reached"] / counted if counted else float("nan")
+        totals = self.totals
+        progress.episodes = int(totals["episodes"])
+        if totals["episodes"]:
+            progress.goals_per_episode = totals["goals_reached"] / totals["episodes"]
+            counted = totals["goals_counted"]
+            progress.success_rate = totals["goals_reached"] / counted if counted else float("nan")
             writer.add_scalar("episode/goals_per_episode", progress.goals_per_episode, epoch_num)
             writer.add_scalar("episode/success_rate", progress.success_rate, epoch_num)
+        if self.episodes:  # reward terms: this rank's episodes (rank 0 of a multi_gpu run)
             for key, value in self.sums.items():
                 if key.startswith("rew_"):
                     writer.add_scalar(f"reward_terms/{key[4:]}", value / self.episodes, epoch_num)
@@ -140,11 +153,15 @@ class Trainer:
         quiet: route rl_games' prints to this module's DEBUG log (the CLI, whose progress bar
             they would break). It redirects the whole process's stdout while training, so the
             Kit panel leaves it off.
+        checkpoint_every_s: save a rolling ``last_...`` checkpoint this often (s).
+        rank: this process's place in a ``multi_gpu`` run (:mod:`dofbot_rl.rl.distributed`,
+            process group already open); only rank 0 writes files and calls ``on_progress``.
     """
 
     def __init__(self, cfg, task=None, on_progress: Optional[Callable[[Progress], None]] = None, quiet: bool = False,
-                 checkpoint_every_s: float = LAST_CHECKPOINT_EVERY_S):
+                 checkpoint_every_s: float = LAST_CHECKPOINT_EVERY_S, rank: RankContext = RankContext()):
         self.cfg = cfg
+        self.rank = rank
         self.quiet = quiet
         self._task = task
         self.on_progress = on_progress
@@ -216,7 +233,9 @@ class Trainer:
         """
         from rl_games.torch_runner import Runner
 
-        check_run_folder(self.experiment_dir, self.cfg.checkpoint)  # before anything is built or written
+        main = self.rank.is_main  # a multi_gpu run: rank 0 alone writes (rl_games saves on rank 0 alone too)
+        if main:
+            check_run_folder(self.experiment_dir, self.cfg.checkpoint)  # before anything is built or written
         seed_everything(self.cfg.seed, self.cfg.torch_deterministic)
         share_cpu_with_physics(self.cfg)
         task = self._make_task()
@@ -227,37 +246,52 @@ class Trainer:
             self._elapsed_before = resumed_elapsed_s(self.cfg.checkpoint, self._resume_state.get("epoch"))
             start_epoch = int(self._resume_state.get("epoch", 0) or 0)
         params = self.rl_games_params(start_epoch)
+        # rl_games' own multi-GPU set-up is NCCL-only; dofbot_rl.rl.distributed runs it (any backend).
+        params["config"]["multi_gpu"] = False
+        params["torch_threads"] = 0  # rl_games >= 1.6.5 would reset torch's threads: share_cpu_with_physics decides
         env = RlGamesVecEnv(task, self.cfg.rl_device)
         creator = lambda: env  # noqa: E731 - identity matters for release_rl_games
-        with RunLock(self.experiment_dir):
-            check_run_folder(self.experiment_dir, self.cfg.checkpoint)  # again, now that no one else can write
-            (self.experiment_dir / "nn").mkdir(exist_ok=True)
-            remove_temp_files(self.experiment_dir / "nn")
-            (self.experiment_dir / "config.yaml").write_text(_dump_yaml(self.cfg))
-            # a resume continues the run's progress; a new run starts it (no checkpoint to lose here)
-            self._progress_file = (self.experiment_dir / "progress.jsonl").open("a" if self.cfg.checkpoint else "w")
+        with (RunLock(self.experiment_dir) if main else contextlib.nullcontext()):
+            if main:
+                check_run_folder(self.experiment_dir, self.cfg.checkpoint)  # again, now that no one else can write
+                (self.experiment_dir / "nn").mkdir(exist_ok=True)
+                remove_temp_files(self.experiment_dir / "nn")
+                (self.experiment_dir / "config.yaml").write_text(_dump_yaml(self.cfg))
+                # a resume continues the run's progress; a new run starts it (no checkpoint to lose here)
+                self._progress_file = (self.experiment_dir / "progress.jsonl").open("a" if self.cfg.checkpoint else "w")
+            wandb_run = wandb_init(self.cfg, self.rank, self.experiment_dir)  # before rl_games' SummaryWriter
             register_rl_games(creator)
             observer = _Observer(self)
             runner = Runner(algo_observer=observer)
+            if self.rank.distributed:
+                register_distributed_agent(runner)
             self._start_time = self._last_save = time.perf_counter()
             try:
                 with rl_games_output_to_log(self.quiet):
                     runner.load({"params": params})
                     runner.reset()
                     runner.run({"train": True, "play": False, "checkpoint": None, "sigma": None})
+                if self.rank.distributed:
+                    diff = weights_agree(observer.algo.model)
+                    log.info("%d ranks: policy weights %s across ranks (max abs diff %.3g)", self.rank.world_size,
+                             "identical" if diff == 0.0 else "DIFFER", diff)
             finally:
-                if observer.algo is not None:  # flush TensorBoard now, not at interpreter exit
+                if observer.algo is not None and observer.algo.writer is not None:  # flush TensorBoard now
                     observer.algo.writer.close()
                 observer.algo = self._algo = None  # the algo's buffers go with the run
                 release_rl_games(creator)
-                self._progress_file.close()
-                self._progress_file = None
+                if self._progress_file is not None:
+                    self._progress_file.close()
+                    self._progress_file = None
             if self._rolling is not None and self.saved and self.saved[-1] != self._rolling:
                 self._rolling.unlink(missing_ok=True)  # superseded by rl_games' final checkpoint
                 self._rolling = None
         result = TrainResult(experiment_dir=self.experiment_dir, checkpoint=self.saved[-1] if self.saved else None,
                              history=list(self.history), stopped=self._stop.is_set())
-        self._plot(result)
+        if main:
+            self._plot(result)
+        if wandb_run is not None:
+            _wandb_finish(wandb_run, result)
         return result
 
     # -- checkpoints -----------------------------------------------------------------------
@@ -321,6 +355,19 @@ def resumed_elapsed_s(checkpoint, epoch) -> float:
         if isinstance(row, dict) and isinstance(row.get("epoch"), int) and row["epoch"] <= int(epoch):
             elapsed = float(row.get("elapsed_s") or 0.0)
     return elapsed
+
+
+def _wandb_finish(run, result: TrainResult) -> None:
+    """Log the learning curve and the final figures to the Weights & Biases run, then close it."""
+    import wandb
+
+    if result.curve is not None:
+        run.log({"learning_curve": wandb.Image(str(result.curve))})
+    if result.history:
+        last = result.history[-1]
+        run.summary.update({"epoch": last.epoch, "goals_per_episode": last.goals_per_episode,
+                            "success_rate": last.success_rate, "checkpoint": str(result.checkpoint)})
+    run.finish()
 
 
 def share_cpu_with_physics(cfg) -> None:
