@@ -61,9 +61,9 @@ def quat_positive_w(q: torch.Tensor) -> torch.Tensor:
     """``(..., 4)`` quaternions (w, x, y, z) with the sign that makes ``w >= 0``.
 
     ``q`` and ``-q`` are the same rotation; engines do not agree on which one they report
-    (MuJoCo composes body quaternions along the chain, PhysX may wrap joint angles or
-    build its link frames differently), so everything fed to a policy uses this one.
-    Batched, no host sync.
+    (MuJoCo composes its body and joint quaternions along the chain as they come; PhysX
+    flips each joint's rotation to ``w >= 0`` and composes its own joint-frame quaternions),
+    so everything fed to a policy uses this one. Batched, no host sync.
     """
     return torch.where(q[..., :1] < 0, -q, q)
 
