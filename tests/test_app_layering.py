@@ -177,3 +177,36 @@ def test_task_checks_deferred_physics_finiteness_at_its_time_out_sync():
     for _ in range(12):
         task.step(torch.zeros(4, 6))
     assert calls, "the task never asked the physics backend for its deferred finiteness check"
+
+
+def test_the_kit_layer_calls_only_what_the_panel_model_has():
+    """Every ``model.X(...)`` call in app/ (the Kit layer cannot run here) names a PanelModel
+    method or attribute that exists, with keywords that method takes."""
+    import inspect
+
+    from dofbot_rl.panel.model import PanelModel
+
+    problems, checked = [], 0
+    for path in (PKG / "app").rglob("*.py"):
+        tree = ast.parse(path.read_text())
+        ui_models = {id(n) for lam in ast.walk(tree) if isinstance(lam, ast.Lambda)
+                     and "model" in [a.arg for a in lam.args.args] for n in ast.walk(lam.body)}  # omni.ui's model
+        for node in ast.walk(tree):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)) or id(node) in ui_models:
+                continue
+            owner = node.func.value
+            if ast.unparse(owner) not in ("model", "self.model", "ext.model", "self.ext.model", "self._model().model"):
+                continue  # omni.ui widgets have a .model of their own
+            name = node.func.attr
+            checked += 1
+            member = getattr(PanelModel, name, None)
+            if member is None:
+                problems.append(f"{path.name}:{node.lineno} PanelModel has no {name}")
+                continue
+            if callable(member):
+                params = inspect.signature(member).parameters
+                takes_any = any(p.kind == p.VAR_KEYWORD for p in params.values())
+                for kw in node.keywords:
+                    if kw.arg and kw.arg not in params and not takes_any:
+                        problems.append(f"{path.name}:{node.lineno} PanelModel.{name} takes no {kw.arg}=")
+    assert checked > 10 and not problems, problems

@@ -92,7 +92,7 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
         from dofbot_rl.app.extension import get_instance
 
         ext = get_instance()
-        if ext is not None and ext.model is not None and not ext.model.unload():
+        if ext is not None and ext.model is not None and not ext.model.unload(refuse_if_training=True):
             raise RuntimeError(f"undo of Load refused: {ext.model.unload_guard()}")
         stage = omni.usd.get_context().get_stage()
         for path in reversed(self._created):

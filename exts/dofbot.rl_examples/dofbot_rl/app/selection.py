@@ -53,7 +53,7 @@ class RobotPicker:
         Never waits for the rl_games worker here (Kit's main thread): the sim loop polls it
         across app updates (``model.poll_worker``)."""
         self._release_keyboard()
-        self.model.unload(force=True)
+        self.model.unload()  # the prims are going: the scene goes, whatever runs
 
     def stop(self) -> None:
         """Drop both subscriptions."""

@@ -781,10 +781,15 @@ class PanelModel:
         return self.sim2real.enabled
 
     # ------------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop any run at once, close the link and drop the scene (extension shutdown)."""
+    def shutdown(self, wait_s: float = 10.0) -> None:
+        """Stop any run at once, close the link and drop the scene (extension shutdown).
+
+        Args:
+            wait_s: how long to wait for the rl_games worker thread (s); 0 on Kit's main thread
+                (the worker is a daemon thread; checkpoints are written atomically).
+        """
         self.sim2real.switch_off()
-        self.session.close()
+        self.session.close(timeout_s=wait_s)
         self.state = PanelState.EMPTY
         self._listeners.clear()
         self._error_listeners.clear()
