@@ -67,11 +67,11 @@ def test_a_multi_rank_checkpoint_resumes_in_one_cpu_process(two_rank_run, tmp_pa
     checkpoint = sorted((run_dir / "two" / "nn").glob("*.pth"))[-1]
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     assert state["epoch"] == 3
-    proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", f"checkpoint={checkpoint}", "max_iterations=4",
+    proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", f"checkpoint={checkpoint}", "max_iterations=1",
                            f"train_dir={tmp_path}", "experiment=resumed", *SMALL], capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "epochs=4" in proc.stdout
+    assert "epochs=4" in proc.stdout  # epoch 3 + 1 more
 
 
 def test_multi_gpu_outside_torchrun_is_one_line(tmp_path):

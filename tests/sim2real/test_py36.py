@@ -55,7 +55,7 @@ def test_bundle_contents(tmp_path):
     with zipfile.ZipFile(path) as zf:
         names = {n for n in zf.namelist() if not n.endswith("/")}
         assert zf.read("dofbot_rl/__init__.py") == b""  # import-light: nothing but the package marker
-    assert names == {"__main__.py", "dofbot_rl/__init__.py", "dofbot_rl/robot.py"} | {
+    assert names == {"__main__.py", "dofbot_rl/__init__.py", "dofbot_rl/robot.py", "dofbot_rl/errors.py"} | {
         "dofbot_rl/sim2real/" + n for n in bundle.RUNTIME_FILES}
     here = {n for n in os.listdir(os.path.dirname(P.__file__)) if n.endswith(".py")}
     assert set(bundle.RUNTIME_FILES) == here - {"bundle.py"}  # a new runtime module must be listed

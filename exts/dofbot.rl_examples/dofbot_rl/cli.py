@@ -60,7 +60,7 @@ def _with_checkpoint(cfg, checkpoint):
 
 def cmd_train(args: Sequence[str]) -> int:
     """Train PPO (resume with checkpoint=PATH or checkpoint=last); ends with the checkpoint path, the
-    learning curve and a summary line. ``multi_gpu=True`` under torchrun: one rank of a run."""
+    learning curve and a summary line. multi_gpu=True under torchrun: one rank of a several-process run."""
     from dofbot_rl.config import load_config
     from dofbot_rl.rl import distributed
     from dofbot_rl.rl.play import resolve_checkpoint

@@ -26,11 +26,12 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from dofbot_rl.paths import config_dir, robot_model_path
 from dofbot_rl.teleop.model import TeleopConfig
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(DofbotRlError, ValueError):
     """A configuration value or override is invalid; the message says how to fix it."""
 
 

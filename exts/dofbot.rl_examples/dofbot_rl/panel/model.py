@@ -232,7 +232,7 @@ class PanelModel:
     def _error(self, context: str, exc: BaseException) -> None:
         from dofbot_rl.errors import USER_ERRORS
 
-        if isinstance(exc, USER_ERRORS + (SessionError, KeyError, IndexError)):
+        if isinstance(exc, USER_ERRORS + (KeyError, IndexError)):
             message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         else:
             message = f"{type(exc).__name__}: {exc}"

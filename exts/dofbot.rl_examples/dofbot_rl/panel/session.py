@@ -17,11 +17,12 @@ from typing import Any, Callable, List, Optional
 from dofbot_rl.panel.figures import ProgressInbox, TestStats
 from dofbot_rl.rl.threaded import DEFAULT_TIMEOUT_S, WorkerRun, start_playing, start_training
 from dofbot_rl.teleop import TeleopModel, drive_task
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
 
-class SessionError(RuntimeError):
+class SessionError(DofbotRlError, RuntimeError):
     """An action that does not fit the session's state (e.g. Train without a loaded scene)."""
 
 

@@ -10,9 +10,10 @@ Every backend (MuJoCo C on CPU, MuJoCo Warp on CUDA, Isaac Sim in Kit) implement
 from typing import Optional, Protocol, runtime_checkable
 
 import torch
+from dofbot_rl.errors import DofbotRlError
 
 
-class PhysicsError(RuntimeError):
+class PhysicsError(DofbotRlError, RuntimeError):
     """A simulator failed (diverged, or its engine reported an error)."""
 
 

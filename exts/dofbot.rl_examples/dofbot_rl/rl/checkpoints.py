@@ -18,11 +18,12 @@ from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DofbotRlError, ValueError):
     """A checkpoint is missing, unreadable, foreign or does not fit the task."""
 
 

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from typing import Dict, Optional
 
 import torch
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
 
-class DistributedError(RuntimeError):
+class DistributedError(DofbotRlError, RuntimeError):
     """A multi-process run that cannot start (not under torchrun, more ranks than GPUs, ...)."""
 
 

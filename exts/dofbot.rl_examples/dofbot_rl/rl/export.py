@@ -42,6 +42,7 @@ from dofbot_rl import robot
 from dofbot_rl.config import EXPORT_FORMATS
 from dofbot_rl.rl.checkpoints import CheckpointError, load_checkpoint, policy_shape
 from dofbot_rl.rl.policy import DeterministicPolicy, PolicySpec, network_settings, spec_arrays, spec_from_checkpoint
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ NUM_SYNTHETIC_SAMPLES = 1024
 VERIFY_NUM_ENVS = 64
 
 
-class ExportVerificationError(RuntimeError):
+class ExportVerificationError(DofbotRlError, RuntimeError):
     """An exported format disagrees with the rl_games player beyond the tolerance."""
 
 

@@ -13,6 +13,7 @@ checkpoints, writes every checkpoint through a unique temporary file, appends
 """
 
 import contextlib
+import tempfile
 import io
 import json
 import logging
@@ -249,6 +250,10 @@ class Trainer:
         # rl_games' own multi-GPU set-up is NCCL-only; dofbot_rl.rl.distributed runs it (any backend).
         params["config"]["multi_gpu"] = False
         params["torch_threads"] = 0  # rl_games >= 1.6.5 would reset torch's threads: share_cpu_with_physics decides
+        scratch = None
+        if not main:  # rl_games opens a TensorBoard writer on every rank here: point the others elsewhere
+            scratch = tempfile.TemporaryDirectory(prefix=f"dofbot_rl_rank{self.rank.rank}_")
+            params["config"]["train_dir"] = scratch.name
         env = RlGamesVecEnv(task, self.cfg.rl_device)
         creator = lambda: env  # noqa: E731 - identity matters for release_rl_games
         with (RunLock(self.experiment_dir) if main else contextlib.nullcontext()):
@@ -283,6 +288,8 @@ class Trainer:
                 if self._progress_file is not None:
                     self._progress_file.close()
                     self._progress_file = None
+                if scratch is not None:
+                    scratch.cleanup()
             if self._rolling is not None and self.saved and self.saved[-1] != self._rolling:
                 self._rolling.unlink(missing_ok=True)  # superseded by rl_games' final checkpoint
                 self._rolling = None

@@ -1,7 +1,7 @@
 """Build the one-file server for the Jetson: ``dofbot_server.pyz``.
 
 The archive (a stdlib :mod:`zipapp`) holds ``dofbot_rl/__init__.py`` (empty),
-``dofbot_rl/robot.py`` and the sim2real modules named in :data:`RUNTIME_FILES` - all
+``dofbot_rl/robot.py``, ``dofbot_rl/errors.py`` and the sim2real modules named in :data:`RUNTIME_FILES` - all
 standard library only (numpy for policy mode) and Python 3.6 compatible - plus a
 ``__main__`` that runs :func:`dofbot_rl.sim2real.server.main`. Nothing else of the
 project goes to the robot.
@@ -47,7 +47,8 @@ def build_server_zipapp(path, interpreter="/usr/bin/env python3"):
         dst = os.path.join(tmp, "dofbot_rl")
         os.makedirs(os.path.join(dst, "sim2real"))
         open(os.path.join(dst, "__init__.py"), "w").close()  # empty: the bundle needs nothing else
-        shutil.copyfile(os.path.join(package, "robot.py"), os.path.join(dst, "robot.py"))
+        for name in ("robot.py", "errors.py"):  # robot facts; the error base class
+            shutil.copyfile(os.path.join(package, name), os.path.join(dst, name))
         for name in RUNTIME_FILES:
             shutil.copyfile(os.path.join(here, name), os.path.join(dst, "sim2real", name))
         with open(os.path.join(tmp, "__main__.py"), "w") as fh:

@@ -34,6 +34,7 @@ import typing
 
 from .. import robot
 from . import protocol as P
+from dofbot_rl.errors import DofbotRlError
 
 _log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ STATES = (DISCONNECTED, CONNECTING, CONNECTED, DEGRADED)
 MODES = ("sim2real", "real2sim", "goal")
 
 
-class Sim2RealError(RuntimeError):
+class Sim2RealError(DofbotRlError, RuntimeError):
     """The link failed (connection, protocol or a server ERROR)."""
 
 

@@ -39,6 +39,7 @@ The computation is the rl_games player's (:mod:`dofbot_rl.rl.policy`)::
 
 import math
 import zipfile
+from dofbot_rl.errors import DofbotRlError
 
 try:
     import numpy as np
@@ -78,7 +79,7 @@ def _relu(x):
 _ACTIVATIONS = {"elu": _elu, "relu": _relu, "tanh": np.tanh, "None": lambda x: x}
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(DofbotRlError, ValueError):
     """The ``.npz`` file is missing, unreadable or not a dofbot-rl policy."""
 
 

@@ -64,6 +64,8 @@ import stat
 import struct
 import typing
 
+from dofbot_rl.errors import DofbotRlError
+
 # ----------------------------------------------------------------------------------
 # Constants
 # ----------------------------------------------------------------------------------
@@ -188,7 +190,7 @@ GOAL_HAS_QUAT = 0x01
 # ----------------------------------------------------------------------------------
 
 
-class ProtocolError(ValueError):
+class ProtocolError(DofbotRlError, ValueError):
     """Bytes that do not form a valid frame. ``code`` is an :class:`ErrorCode` value."""
 
     code = ErrorCode.BAD_FRAME

@@ -25,6 +25,7 @@ from dofbot_rl import robot
 from dofbot_rl.config import ConfigError, RandomizationConfig, randomization_problems
 from dofbot_rl.physics.base import PhysicsBackend, SupportsDynamicsScales
 from dofbot_rl.tasks import reacher_math as rm
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,7 @@ NUM_ACTIONS = 6
 GRIPPER = 5
 
 
-class NonFiniteActionError(ValueError):
+class NonFiniteActionError(DofbotRlError, ValueError):
     """The policy produced NaN or infinite actions."""
 
 
