@@ -170,7 +170,7 @@ def test_missing_checkpoint(tmp_path, capsys):
 def test_foreign_files(tmp_path, capsys):
     junk = tmp_path / "junk.pth"
     junk.write_bytes(b"this is not a checkpoint")
-    assert "is not a torch checkpoint file" in _cli_error([f"checkpoint={junk}", "verify=False"], capsys)
+    assert "not a loadable rl_games checkpoint" in _cli_error([f"checkpoint={junk}", "verify=False"], capsys)
     other = tmp_path / "other.pth"
     torch.save({"weights": torch.zeros(3)}, other)
     assert "no 'model' state dict" in _cli_error([f"checkpoint={other}", "verify=False"], capsys)
