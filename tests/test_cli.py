@@ -78,7 +78,7 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(capsys, in_tmp, args,
 def test_foreign_and_mismatched_checkpoints_are_refused(capsys, in_tmp, tiny_run):
     (in_tmp / "notes.pth").write_text("not a checkpoint")
     code, _, err = run_cli(capsys, "play", "checkpoint=notes.pth")
-    assert code == 2 and "is not a torch checkpoint file (16 bytes" in err
+    assert code == 2 and "not a loadable rl_games checkpoint: it is not a torch checkpoint file (16 bytes" in err
 
     torch.save({"weights": torch.zeros(3)}, in_tmp / "foreign.pth")
     code, _, err = run_cli(capsys, "play", "checkpoint=foreign.pth")
@@ -95,7 +95,7 @@ def test_foreign_and_mismatched_checkpoints_are_refused(capsys, in_tmp, tiny_run
     # issue 18 item 3: truncated file, and a network that differs from the config: one line, nothing written
     (in_tmp / "cut.pth").write_bytes(checkpoint.read_bytes()[:3000])
     code, _, err = run_cli(capsys, "play", "checkpoint=cut.pth")
-    assert code == 2 and "cut.pth is truncated or damaged (3000 bytes" in err, err
+    assert code == 2 and "cut.pth is not a loadable rl_games checkpoint: it is truncated or damaged (3000 bytes" in err, err
     for command in ("train", "play"):
         code, _, err = run_cli(capsys, command, f"checkpoint={checkpoint}", "train.params.network.mlp.units=[128,128]",
                                "max_iterations=1", "num_envs=8", "episodes=8")

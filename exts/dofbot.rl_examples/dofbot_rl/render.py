@@ -22,6 +22,9 @@ from dofbot_rl.scene import GOAL_RGB, TIP_RGB
 
 __all__ = ["RenderError", "RolloutRecorder"]
 
+#: Colour (RGB 0-255) of the pixels the scene leaves empty (the MJCF has no skybox: they render black).
+BACKGROUND_RGB = (196, 204, 214)
+
 
 class RolloutRecorder:
     """Records one env's rollout as frames.
@@ -91,7 +94,9 @@ class RolloutRecorder:
         self.renderer.update_scene(self.data, camera=self.camera)
         self._marker(task.goal_pos[i].detach().cpu().numpy(), 0.025, GOAL_RGB + (0.6,))
         self._marker(task.tip_pos[i].detach().cpu().numpy(), 0.022, TIP_RGB + (1.0,))
-        self.frames.append(self.renderer.render().copy())
+        frame = self.renderer.render().copy()
+        frame[(frame == 0).all(axis=-1)] = BACKGROUND_RGB  # nothing drawn there (no skybox): a light backdrop
+        self.frames.append(frame)
 
     def _marker(self, pos, radius, rgba) -> None:
         mujoco = import_mujoco(gl=True)

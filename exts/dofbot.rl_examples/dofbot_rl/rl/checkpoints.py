@@ -68,8 +68,8 @@ def load_checkpoint(path) -> Dict[str, object]:
     except OSError as exc:
         raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     if not head.startswith(b"PK") and not head.startswith(b"\x80"):  # torch's zip format, or a legacy pickle
-        raise CheckpointError(f"{path} is not a torch checkpoint file ({path.stat().st_size} bytes, "
-                              f"neither torch's zip format nor a pickle): pick a .pth from runs/*/nn/")
+        raise CheckpointError(f"{path} is not a loadable rl_games checkpoint: it is not a torch checkpoint file "
+                              f"({path.stat().st_size} bytes, neither torch's zip format nor a pickle)")
     # torch >= 2.5 can allow numpy scalars (rl_games stores some) for one call; older torch
     # (Isaac Sim 2023.1 - 4.2 bundles one) loads tensors-only checkpoints the same way.
     allow = getattr(torch.serialization, "safe_globals", None)
@@ -79,8 +79,8 @@ def load_checkpoint(path) -> Dict[str, object]:
     except Exception as exc:  # torch raises many types for foreign / corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if head.startswith(b"PK") and ("central directory" in first or "Errno" in first or "zip" in first.lower()):
-            raise CheckpointError(f"{path} is truncated or damaged ({path.stat().st_size} bytes; torch cannot read "
-                                  f"its zip archive): pick another checkpoint") from None
+            raise CheckpointError(f"{path} is not a loadable rl_games checkpoint: it is truncated or damaged "
+                                  f"({path.stat().st_size} bytes; torch cannot read its zip archive)") from None
         raise CheckpointError(f"{path} is not a loadable rl_games checkpoint: {first}") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} is not an rl_games checkpoint: no 'model' state dict inside")
