@@ -324,7 +324,7 @@ class FakeClient:
 
 
 def test_sim2real_toggle_mirrors_the_selected_robot(model):
-    from dofbot_rl.panel.sim2real_link import Sim2RealLink
+    from dofbot_rl.sim2real.link import Sim2RealLink
 
     clients = []
     model.sim2real._factory = lambda mapping: clients.append(FakeClient(mapping)) or clients[-1]

@@ -183,7 +183,7 @@ class _PlayHooks:
         self.cfg = cfg
         self.teleop = None
         self.terminal = None
-        self.link = None  # the sim-to-real link, as the panel's (dofbot_rl.panel.sim2real_link)
+        self.link = None  # the sim-to-real link, as the panel's (dofbot_rl.sim2real.link)
         self._link_hook = None
         self.recorder = None
         self._next_tick = None
@@ -226,7 +226,7 @@ class _PlayHooks:
 
     def _sim2real_step(self, task):
         if self.link is None:  # env 0: its joints (sim2real), its goal (goal) or the arm's read-back (real2sim)
-            from dofbot_rl.panel.sim2real_link import Sim2RealLink
+            from dofbot_rl.sim2real.link import Sim2RealLink
 
             self.link = Sim2RealLink()
             self.link.start(dict(self.cfg.sim2real))

@@ -40,7 +40,7 @@ from dofbot_rl.panel.figures import LearningCurve, LiveFigures
 from dofbot_rl.panel.render import RENDER_MODES, render_mode
 from dofbot_rl.panel.session import Session, SessionError
 from dofbot_rl.panel.settings import MAX_UI_NUM_ENVS, PanelSettings, SettingsStore
-from dofbot_rl.panel.sim2real_link import Sim2RealLink
+from dofbot_rl.sim2real.link import Sim2RealLink
 from dofbot_rl.teleop.model import cap_num_envs
 
 log = logging.getLogger(__name__)

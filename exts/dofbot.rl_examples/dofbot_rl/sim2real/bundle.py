@@ -21,6 +21,8 @@ import zipapp
 #: imports the client, so it travels too).
 RUNTIME_FILES = ("__init__.py", "protocol.py", "arms.py", "safety.py", "policy_mode.py", "tcp_server.py",
                  "cmdline.py", "server.py", "npz_policy.py", "onboard.py", "client.py")
+#: Simulator-side modules of the package that the robot does not run.
+SIMULATOR_FILES = ("bundle.py", "link.py")
 
 _MAIN = '''"""Entry point of the dofbot-rl server bundle: python3 dofbot_server.pyz --help"""
 import sys

@@ -1,4 +1,6 @@
-"""The panel's Sim2Real toggle: link the selected robot (env 0 when none is) to a real Dofbot.
+"""The simulator side of the link: the panel's Sim2Real toggle and ``dofbot-rl play sim2real...``.
+
+Links the selected robot (env 0 when none is) to a real Dofbot.
 
 Wraps :class:`dofbot_rl.sim2real.Sim2RealClient` (non-blocking, its own thread). While on,
 a session step hook runs once per control step, by mode:
