@@ -549,10 +549,14 @@ class PanelModel:
     # ------------------------------------------------------------------------------
     def tick(self) -> int:
         """One app update: run control steps per the render mode, update figures, finish runs.
+        With a scene loaded and no run, one idle step while a robot is selected, so jogging
+        moves it (:meth:`Session.step_idle`).
 
         Returns:
             Control steps run.
         """
+        if self.state == PanelState.LOADED:
+            return int(self.session.step_idle())  # teleop moves the selected robot with no run
         if self.state not in _RUNNING or self.session.run is None:
             return 0
         mode = render_mode(self.settings.render_mode)
