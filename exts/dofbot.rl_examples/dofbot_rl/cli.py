@@ -9,6 +9,7 @@ Usage (Hydra overrides as in IsaacGymEnvs / OmniIsaacGymEnvs)::
     dofbot-rl serve --arm sim                       (the Dofbot's sim-to-real server, port 65432)
     dofbot-rl bundle-server dofbot_server.pyz       (one file to copy to the Jetson)
     dofbot-rl assets                                (regenerate data/robots/dofbot/ from dofbot_rl/robot.py)
+    dofbot-rl studio num_envs=64 --port 8080        (the RL Examples panel in a web browser; pip extra [studio])
 
 Override keys: config/config.yaml, config/task/DofbotReacher.yaml, config/train/DofbotReacherPPO.yaml.
 
@@ -289,6 +290,13 @@ def cmd_bundle_server(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_studio(args: Sequence[str]) -> int:
+    """The RL Examples panel in a web browser (see :mod:`dofbot_rl.studio`)."""
+    from dofbot_rl.studio.serve import main as studio_main
+
+    return studio_main(args)
+
+
 def cmd_assets(args: Sequence[str]) -> int:
     """Regenerate data/robots/dofbot/ (MJCF, URDF) from dofbot_rl.robot."""
     from dofbot_rl.assets import write_models
@@ -306,6 +314,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "bundle-server": cmd_bundle_server,
     "assets": cmd_assets,
+    "studio": cmd_studio,
 }
 
 

@@ -5,6 +5,7 @@ from dofbot_rl.physics.base import PhysicsError
 from dofbot_rl.mujoco_gl import RenderError
 from dofbot_rl.rl.checkpoints import CheckpointError
 from dofbot_rl.sim2real.client import Sim2RealError
+from dofbot_rl.studio.serve import StudioError
 from dofbot_rl.tasks.dofbot_reacher import NonFiniteActionError
 
 
@@ -13,7 +14,7 @@ class UsageError(ValueError):
 
 
 USER_ERRORS = (ConfigError, CheckpointError, NonFiniteActionError, PhysicsError, UsageError, FileNotFoundError,
-               Sim2RealError, RenderError)
+               Sim2RealError, RenderError, StudioError)
 try:  # POSIX only (termios)
     from dofbot_rl.teleop.terminal import NotATerminalError
 
