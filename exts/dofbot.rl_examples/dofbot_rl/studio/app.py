@@ -108,7 +108,7 @@ class Studio:
     def run(self, until: Optional[Callable[[], bool]] = None) -> None:
         """The sim loop: posted calls, ``model.tick()``, the 3D view and the widgets, until
         :meth:`stop` (or ``until()`` is true). Returns with the model shut down."""
-        next_frame = next_sync = 0.0
+        next_frame = next_sync = last_sync = 0.0
         next_idle = time.monotonic()
         try:
             while not self._stop.is_set() and not (until is not None and until()):
@@ -126,9 +126,9 @@ class Studio:
                 if now >= next_frame and self.server.get_clients():
                     self.draw()
                     next_frame = now + 1.0 / self.fps
-                if self._dirty or now >= next_sync:
-                    self.sync_widgets()
-                    next_sync = now + 0.25
+                if now >= next_sync or (self._dirty and now >= last_sync + 0.05):
+                    self.sync_widgets()  # at most 20 times a second, at least 4
+                    last_sync, next_sync = now, now + 0.25
                 if not steps:
                     time.sleep(0.005)
         finally:
@@ -201,9 +201,9 @@ class Studio:
                 button.on_hold(lambda e, k=key: post(lambda: self._hold(k)), callback_hz=HOLD_HZ)
                 self.jog[key] = button
             self.reset_pose = gui.add_button("[Z] reset pose")
-            self.reset_pose.on_click(lambda e: post(lambda: (m.key_down("Z"), m.key_up("Z"))))
+            self.reset_pose.on_click(lambda e: post(lambda: m.key_down(m.session.teleop.bindings.reset_key)))
             self.release = gui.add_button("[Esc] release")
-            self.release.on_click(lambda e: post(lambda: m.select_robot_paths([])))
+            self.release.on_click(lambda e: post(lambda: m.key_down(m.session.teleop.bindings.release_key)))
 
         s = m.settings
         with gui.add_folder("Sim2Real", expand_by_default=True):
