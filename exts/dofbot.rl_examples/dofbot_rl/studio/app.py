@@ -85,6 +85,7 @@ class Studio:
         self._selected_drawn: Optional[int] = None
         self._curve_len = -1
         self.frames_drawn = 0  #: 3D updates sent (for the benchmark)
+        self._next_frame = self._next_sync = self._last_sync = self._next_idle = 0.0
         self._unsubscribe = model.subscribe(self._mark_dirty)
         self._unsubscribe_errors = model.subscribe_errors(lambda text: log.error("%s", text))
         self._build_gui()
@@ -106,35 +107,39 @@ class Studio:
         self._dirty = True
 
     def run(self, until: Optional[Callable[[], bool]] = None) -> None:
-        """The sim loop: posted calls, ``model.tick()``, the 3D view and the widgets, until
-        :meth:`stop` (or ``until()`` is true). Returns with the model shut down."""
-        next_frame = next_sync = last_sync = 0.0
-        next_idle = time.monotonic()
+        """The sim loop: :meth:`step` until :meth:`stop` (or ``until()`` is true). Returns with
+        the model shut down (any run stopped, the link closed)."""
         try:
             while not self._stop.is_set() and not (until is not None and until()):
-                self._drain()
-                self._release_stale_keys()
-                now = time.monotonic()
-                steps = 0
-                if self.model.state == PanelState.LOADED:
-                    if now >= next_idle:  # jog in real time while nothing runs
-                        steps = self.model.tick()
-                        next_idle = now + self.model.session.task.control_dt
-                else:
-                    steps = self.model.tick()
-                now = time.monotonic()
-                if now >= next_frame and self.server.get_clients():
-                    self.draw()
-                    next_frame = now + 1.0 / self.fps
-                if now >= next_sync or (self._dirty and now >= last_sync + 0.05):
-                    self.sync_widgets()  # at most 20 times a second, at least 4
-                    last_sync, next_sync = now, now + 0.25
-                if not steps:
+                if not self.step():
                     time.sleep(0.005)
         finally:
             self._unsubscribe()
             self._unsubscribe_errors()
             self.model.shutdown()
+
+    def step(self) -> int:
+        """One iteration of the sim loop: posted calls, ``model.tick()`` (idle ticks paced to the
+        control step), the 3D view at most :attr:`fps` times a second while a browser is
+        connected, the widgets at most 20 and at least 4 times a second. Returns control steps run."""
+        self._drain()
+        self._release_stale_keys()
+        now = time.monotonic()
+        steps = 0
+        if self.model.state == PanelState.LOADED:
+            if now >= self._next_idle:  # jog in real time while nothing runs
+                steps = self.model.tick()
+                self._next_idle = now + self.model.session.task.control_dt
+        else:
+            steps = self.model.tick()
+        now = time.monotonic()
+        if now >= self._next_frame and self.server.get_clients():
+            self.draw()
+            self._next_frame = now + 1.0 / self.fps
+        if now >= self._next_sync or (self._dirty and now >= self._last_sync + 0.05):
+            self.sync_widgets()
+            self._last_sync, self._next_sync = now, now + 0.25
+        return steps
 
     def _drain(self) -> None:
         while True:
