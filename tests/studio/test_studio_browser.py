@@ -136,7 +136,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
     torch.save({"model": {"a2c_network.mu.weight": torch.zeros(3, 7)}}, foreign)
     _set_field(page, "File on server", foreign)
     page.get_by_role("button", name="Open file", exact=True).click()
-    _expect_text(page, "foreign.pth")
+    _expect_text(page, "Checkpoint rejected:")
     assert page.get_by_role("button", name="Test", exact=True).is_disabled()
     page.screenshot(path=str(shots / "14_foreign_checkpoint.png"))
 
