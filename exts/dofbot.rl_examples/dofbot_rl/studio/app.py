@@ -332,8 +332,9 @@ class Studio:
         ident = np.tile(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), (n, 1))
         zeros = np.zeros((n, 3), dtype=np.float32)
         for geom in self.geometry.geoms:
-            handle = self.server.scene.add_batched_meshes_simple(
-                f"/robots/{geom.name}", geom.vertices, geom.faces, ident, zeros, batched_colors=geom.rgb, lod="off",
+            colors = np.tile(np.array(geom.rgb, dtype=np.uint8), (n, 1))  # per instance from the start:
+            handle = self.server.scene.add_batched_meshes_simple(  # the selection recolours one row
+                f"/robots/{geom.name}", geom.vertices, geom.faces, ident, zeros, batched_colors=colors, lod="off",
                 cast_shadow=False, receive_shadow=False)
             handle.on_click(lambda e: self.post(lambda i=e.instance_index: self._pick(i)))
             self._links.append(handle)
