@@ -81,8 +81,9 @@ class Studio:
         self._held: Dict[str, float] = {}  # jog key -> monotonic time of its last hold message
         self._scene_task = None  # the task the 3D meshes were built for
         self._links = []
+        self._halos = []  # per link, one instance: the selected robot's orange shell
+        self._halo_shown = False
         self._markers = {}
-        self._selected_drawn: Optional[int] = None
         self._curve_len = -1
         self.frames_drawn = 0  #: 3D updates sent (for the benchmark)
         self._next_frame = self._next_sync = self._last_sync = self._next_idle = 0.0
@@ -313,31 +314,33 @@ class Studio:
                 handle.batched_wxyzs = wxyz
             self._markers["goal"].batched_positions = (origins + task.goal_pos.detach().cpu().numpy()).astype(np.float32)
             self._markers["tip"].batched_positions = (origins + task.tip_pos.detach().cpu().numpy()).astype(np.float32)
-            if selected != self._selected_drawn:
-                for handle, geom in zip(self._links, self.geometry.geoms):
-                    colors = np.tile(np.array(geom.rgb, dtype=np.uint8), (task.num_envs, 1))
-                    if selected is not None:
-                        colors[selected] = SELECTED_RGB
-                    handle.batched_colors = colors
-                self._selected_drawn = selected
+            if selected is not None and selected < task.num_envs:  # an orange shell around the selected robot
+                for halo, (pos, wxyz) in zip(self._halos, poses):
+                    halo.batched_positions, halo.batched_wxyzs = pos[selected:selected + 1], wxyz[selected:selected + 1]
+            if (selected is not None) != self._halo_shown:
+                self._halo_shown = selected is not None
+                for halo in self._halos:
+                    halo.visible = self._halo_shown
         self.frames_drawn += 1
 
     def _build_scene(self, task) -> None:
-        for handle in self._links + list(self._markers.values()):
+        for handle in self._links + self._halos + list(self._markers.values()):
             handle.remove()
-        self._links, self._markers, self._scene_task, self._selected_drawn = [], {}, task, None
+        self._links, self._halos, self._markers, self._scene_task, self._halo_shown = [], [], {}, task, False
         if task is None:
             return
         n = task.num_envs
         ident = np.tile(np.array([1.0, 0.0, 0.0, 0.0], dtype=np.float32), (n, 1))
         zeros = np.zeros((n, 3), dtype=np.float32)
         for geom in self.geometry.geoms:
-            colors = np.tile(np.array(geom.rgb, dtype=np.uint8), (n, 1))  # per instance from the start:
-            handle = self.server.scene.add_batched_meshes_simple(  # the selection recolours one row
-                f"/robots/{geom.name}", geom.vertices, geom.faces, ident, zeros, batched_colors=colors, lod="off",
+            handle = self.server.scene.add_batched_meshes_simple(
+                f"/robots/{geom.name}", geom.vertices, geom.faces, ident, zeros, batched_colors=geom.rgb, lod="off",
                 cast_shadow=False, receive_shadow=False)
             handle.on_click(lambda e: self.post(lambda i=e.instance_index: self._pick(i)))
             self._links.append(handle)
+            self._halos.append(self.server.scene.add_batched_meshes_simple(
+                f"/selected/{geom.name}", geom.vertices * 1.35, geom.faces, ident[:1], zeros[:1], batched_colors=SELECTED_RGB,
+                opacity=0.45, lod="off", cast_shadow=False, receive_shadow=False, visible=False))
         vertices, faces = sphere_mesh()
         for name, rgb in (("goal", GOAL_RGB), ("tip", TIP_RGB)):
             self._markers[name] = self.server.scene.add_batched_meshes_simple(
