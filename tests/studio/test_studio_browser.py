@@ -14,7 +14,7 @@ def _open(browser, url, shots=None):
     page.goto(url)
     page.get_by_role("button", name="Load", exact=True).wait_for(timeout=90_000)
     print(f"page load: {time.monotonic() - start:.2f} s")
-    close = page.locator(".mantine-Notification-closeButton")  # "software WebGL" notice
+    close = page.locator("[class*=Notification] button")  # the "software WebGL" notice
     try:
         close.first.click(timeout=3000)
     except Exception:  # no notice (a GPU browser): nothing to close

@@ -33,8 +33,9 @@ HOLD_HZ = 20.0
 _HOLD_TIMEOUT_S = 3.0 / HOLD_HZ
 
 #: The page's key handler (viser has no key events): a key held outside text fields presses and
-#: releases the matching on-screen jog button, Esc presses Release. Installed once per page by
-#: an ``onerror`` attribute, the only way to run script in viser's HTML widget.
+#: releases the matching on-screen jog button, Esc presses Release. It listens first (window,
+#: capture phase) and keeps the keys it uses from viser's own WASD/QE camera keys. Installed
+#: once per page by an ``onerror`` attribute, the only way to run script in viser's HTML widget.
 _KEY_SCRIPT = (
     "if(!window.dofbotKeys){window.dofbotKeys=1;var held={};"
     "function btn(k){var b=document.querySelectorAll('button');for(var i=0;i<b.length;i++)"
@@ -42,9 +43,11 @@ _KEY_SCRIPT = (
     "function name(e){return e.key.length==1?e.key.toUpperCase():(e.key=='Escape'?'Esc':e.key);}"
     "function typing(e){var t=e.target;return t&&(t.tagName=='INPUT'||t.tagName=='TEXTAREA'||t.isContentEditable);}"
     "function ev(b,t){b.dispatchEvent(new PointerEvent(t,{bubbles:true,button:0,pointerId:7,isPrimary:true}));}"
-    "document.addEventListener('keydown',function(e){if(typing(e))return;var k=name(e);var b=btn(k);if(!b)return;"
-    "e.preventDefault();if(k=='Esc'||k=='Z'){if(!e.repeat)b.click();return;}if(held[k])return;held[k]=1;ev(b,'pointerdown');});"
-    "document.addEventListener('keyup',function(e){var k=name(e);if(!held[k])return;delete held[k];var b=btn(k);if(b)ev(b,'pointerup');});"
+    "window.addEventListener('keydown',function(e){if(typing(e))return;var k=name(e);var b=btn(k);if(!b)return;"
+    "e.preventDefault();e.stopImmediatePropagation();if(k=='Esc'||k=='Z'){if(!e.repeat)b.click();return;}"
+    "if(held[k])return;held[k]=1;ev(b,'pointerdown');},true);"
+    "window.addEventListener('keyup',function(e){var k=name(e);if(!held[k])return;e.stopImmediatePropagation();"
+    "delete held[k];var b=btn(k);if(b)ev(b,'pointerup');},true);"
     "window.addEventListener('blur',function(){for(var k in held){var b=btn(k);if(b)ev(b,'pointerup');}held={};});}"
 )
 
