@@ -305,6 +305,13 @@ def cmd_bundle_server(args: Sequence[str]) -> int:
     return 0
 
 
+def cmd_studio(args: Sequence[str]) -> int:
+    """The RL Examples panel in a web browser (see :mod:`dofbot_rl.studio`)."""
+    from dofbot_rl.studio.serve import main as studio_main
+
+    return studio_main(args)
+
+
 def cmd_assets(args: Sequence[str]) -> int:
     """Regenerate data/robots/dofbot/ (MJCF, URDF) from dofbot_rl.robot."""
     from dofbot_rl.assets import write_models
@@ -324,6 +331,7 @@ COMMANDS = {
     "serve": cmd_serve,
     "bundle-server": cmd_bundle_server,
     "assets": cmd_assets,
+    "studio": cmd_studio,
 }
 
 

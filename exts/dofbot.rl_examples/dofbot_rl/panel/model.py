@@ -629,12 +629,14 @@ class PanelModel:
     # ------------------------------------------------------------------------------
     def tick(self) -> int:
         """One app update: run control steps per the render mode, update figures, finish runs.
+        With a scene loaded and no run, one idle step while a robot is selected, so jogging
+        moves it (:meth:`Session.step_idle`).
 
         Returns:
             Control steps run.
         """
         if self.state == PanelState.LOADED:
-            return self.jog_idle()
+            return int(self.session.step_idle())  # teleop moves the selected robot with no run
         if self.state not in _RUNNING or self.session.run is None:
             self.poll_worker()
             return 0
@@ -662,30 +664,6 @@ class PanelModel:
         if steps or run.finished:
             self._changed()
         return steps
-
-    def jog_idle(self) -> int:
-        """A scene is loaded and nothing runs: the selected robot follows the keyboard (one
-        control step of physics per call; the other robots hold their targets).
-
-        Returns:
-            1 when a step ran, 0 when no robot is selected.
-        """
-        import torch
-
-        from dofbot_rl.teleop.model import drive_task
-
-        task, teleop = self.session.task, self.session.teleop
-        if task is None or teleop.selected_env is None:
-            return 0
-        targets = drive_task(teleop, task, task.control_dt)
-        if targets is None:
-            return 0
-        env_ids = torch.tensor([teleop.selected_env], dtype=torch.long, device=task.device)
-        task.physics.set_joint_position_targets(torch.tensor([targets], dtype=torch.float32), env_ids=env_ids)
-        task.physics.step(task.cfg.control_frequency_inv)
-        task._refresh()
-        self._changed()
-        return 1
 
     def _finish_run(self, run) -> None:
         kind = self.session.run_kind

@@ -179,6 +179,25 @@ class Session:
             return 0
         return self.run.pump(max_steps=max_steps, budget_s=budget_s)
 
+    def step_idle(self) -> bool:
+        """One control step of a loaded scene while no run is active, so teleop moves the
+        selected robot (main thread). Every robot keeps its last commanded targets; the
+        selected one follows the keyboard; the step hooks (sim-to-real) run as in a run.
+
+        Returns:
+            True when a step ran (a scene is loaded, no run is active, a robot is selected).
+        """
+        if self.task is None or self.running or self.teleop.selected_env is None:
+            return False
+        from dofbot_rl.tasks.reacher_math import joint_targets_to_actions
+
+        task = self.task
+        drive_task(self.teleop, task, task.control_dt)
+        actions = joint_targets_to_actions(task.commanded_targets, task.dof_lower, task.dof_upper)
+        result = task.step(actions)
+        self._after_step(task, actions, result)
+        return True
+
     def stop(self, graceful: bool = True) -> None:
         """Ask the active run to end (see :meth:`dofbot_rl.rl.threaded.WorkerRun.request_stop`)."""
         if self.running:
