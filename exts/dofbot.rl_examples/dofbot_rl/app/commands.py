@@ -15,6 +15,8 @@ files), not the stage, so they have no ``undo`` and never enter the undo stack::
     omni.kit.commands.execute("DofbotTest")
 """
 
+from typing import Any, Callable
+
 import omni.kit.commands
 import omni.usd
 
@@ -51,8 +53,6 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
         from pxr import UsdGeom, UsdLux
 
         from dofbot_rl import usd_asset
-        from dofbot_rl.app.extension import get_instance
-
         ext = get_instance()
         if ext is None or ext.api is None:
             raise RuntimeError("DofbotBuildScene needs the running dofbot.rl_examples extension and a supported Isaac Sim")
@@ -89,8 +89,6 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
         Raises:
             RuntimeError: a training run is active.
         """
-        from dofbot_rl.app.extension import get_instance
-
         ext = get_instance()
         if ext is not None and ext.model is not None and not ext.model.unload(refuse_if_training=True):
             raise RuntimeError(f"undo of Load refused: {ext.model.unload_guard()}")
@@ -105,8 +103,6 @@ class _PanelCommand(omni.kit.commands.Command):
     """Base: forwards to the running extension's panel model (no ``undo``: not on the undo stack)."""
 
     def _model(self):
-        from dofbot_rl.app.extension import get_instance
-
         ext = get_instance()
         if ext is None or ext.model is None:
             raise RuntimeError("the dofbot.rl_examples extension is not running")
@@ -163,13 +159,30 @@ COMMANDS = (DofbotBuildSceneCommand, DofbotLoadSceneCommand, DofbotTrainCommand,
             DofbotLoadCheckpointCommand)
 
 
-def register() -> None:
-    """Register the commands (extension start-up)."""
+_extension_getter: Callable[[], Any] = lambda: None  # noqa: E731 - set by register()
+
+
+def get_instance():
+    """The running extension (the one that registered the commands), or None."""
+    return _extension_getter()
+
+
+def register(extension_getter: Callable[[], Any]) -> None:
+    """Register the commands (extension start-up).
+
+    Args:
+        extension_getter: returns the running extension (its ``model``), so that this module
+            needs no import of the extension module (no import cycle).
+    """
+    global _extension_getter
+    _extension_getter = extension_getter
     for command in COMMANDS:
         omni.kit.commands.register(command)
 
 
 def unregister() -> None:
     """Unregister them (extension shutdown)."""
+    global _extension_getter
     for command in reversed(COMMANDS):
         omni.kit.commands.unregister(command)
+    _extension_getter = lambda: None  # noqa: E731

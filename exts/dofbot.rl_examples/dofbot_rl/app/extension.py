@@ -90,7 +90,7 @@ class DofbotRlExtension(omni.ext.IExt):
 
             self.controller = PanelController(self.api, self.model)
             self._teardown.append(self.controller.cancel)
-            commands.register()
+            commands.register(get_instance)
             self._teardown.append(commands.unregister)
         self._add_menu()
         self._add_browser_entry()

@@ -9,6 +9,7 @@ import ipaddress
 import logging
 import signal
 from typing import List, Optional, Sequence
+
 from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
