@@ -19,6 +19,7 @@ from typing import Sequence
 
 from dofbot_rl.errors import USER_ERRORS, UsageError
 from dofbot_rl.mujoco_gl import import_mujoco
+from dofbot_rl.plotting import format_value
 
 log = logging.getLogger("dofbot_rl")
 
@@ -38,8 +39,6 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _fmt(value: float, spec: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
 # ----------------------------------------------------------------------------------
@@ -98,8 +97,8 @@ def _train(cfg, rank) -> int:
             if not math.isnan(value):
                 last[key] = value
         bar.total, bar.n = p.max_epochs, p.epoch  # a resume ends at its start epoch + max_iterations
-        bar.set_postfix_str(f"reward {_fmt(last.get('mean_reward'), '.1f')} | goals/ep {_fmt(last.get('goals_per_episode'), '.1f')}"
-                            f" | success {_fmt(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
+        bar.set_postfix_str(f"reward {format_value(last.get('mean_reward'), '.1f')} | goals/ep {format_value(last.get('goals_per_episode'), '.1f')}"
+                            f" | success {format_value(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
         bar.refresh()
 
     trainer = Trainer(cfg, on_progress=on_progress, quiet=True, rank=rank)
@@ -127,8 +126,8 @@ def _train(cfg, rank) -> int:
     log.info("tensorboard: tensorboard --logdir %s", result.experiment_dir / "summaries")
     log.info("resume (%d more epochs): dofbot-rl train checkpoint=last experiment=%s train_dir=%s max_iterations=%d",
              int(cfg.max_iterations), cfg.experiment, cfg.train_dir, int(cfg.max_iterations))
-    print(f"checkpoint={result.checkpoint} goals_per_episode={_fmt(last.get('goals_per_episode'), '.3f')} "
-          f"success_rate={_fmt(last.get('success_rate'), '.4f')} epochs={result.history[-1].epoch if result.history else 0}")
+    print(f"checkpoint={result.checkpoint} goals_per_episode={format_value(last.get('goals_per_episode'), '.3f')} "
+          f"success_rate={format_value(last.get('success_rate'), '.4f')} epochs={result.history[-1].epoch if result.history else 0}")
     return 0
 
 

@@ -1,6 +1,8 @@
-"""Learning-curve plots (matplotlib's object API on an Agg canvas; the process-wide backend is left alone)."""
+"""Training figures for people: learning-curve plots (matplotlib's object API on an Agg canvas;
+the process-wide backend is left alone) and the number format of the progress displays."""
 
 import json
+import math
 from pathlib import Path
 from typing import Optional
 
@@ -47,3 +49,9 @@ def plot_learning_curve(progress_jsonl, out_png, title: str = "") -> Optional[Pa
     out_png = Path(out_png)
     fig.savefig(out_png, dpi=100)
     return out_png
+
+
+def format_value(value: float, spec: str) -> str:
+    """``format(value, spec)``, or ``-`` for a figure not known yet (None or NaN): the CLI's
+    progress bar and the panel's figures."""
+    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)

@@ -246,12 +246,16 @@ def latest_checkpoint(experiment_dir) -> Optional[Path]:
 _TMP_GLOBS = (".*.tmp", "*.pth.tmp")
 
 
-def atomic_save(state, path) -> Path:
-    """``torch.save(state)`` to a unique temporary file in ``path``'s folder, then rename onto ``path``.
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp)`` on a unique temporary file in ``path``'s folder, then rename it onto ``path``.
 
     Readers never see half a file, and concurrent writers of the same name never share a
-    temporary file (each gets its own from :func:`tempfile.mkstemp`); the temporary file is
-    removed if the write fails.
+    temporary file (each gets its own from :func:`tempfile.mkstemp`, given the usual
+    ``0666 & ~umask`` mode); the temporary file is removed if ``write`` fails.
+
+    Args:
+        path: the file to write.
+        write: ``write(tmp_path: str)`` writes the whole content to ``tmp_path``.
 
     Returns:
         ``path`` as a Path.
@@ -259,16 +263,21 @@ def atomic_save(state, path) -> Path:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            if hasattr(os, "fchmod"):  # mkstemp makes it 0600; a checkpoint gets the usual 0666 & ~umask
-                os.fchmod(fh.fileno(), 0o666 & ~_umask())
-            torch.save(state, fh)
+        if hasattr(os, "fchmod"):  # mkstemp makes it 0600
+            os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
+        write(tmp)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)
         raise
     return path
+
+
+def atomic_save(state, path) -> Path:
+    """``torch.save(state)`` to ``path`` through :func:`atomic_write`; returns ``path`` as a Path."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def _umask() -> int:

@@ -40,7 +40,7 @@ import torch
 
 from dofbot_rl import robot
 from dofbot_rl.config import EXPORT_FORMATS
-from dofbot_rl.rl.checkpoints import CheckpointError, load_checkpoint, policy_shape
+from dofbot_rl.rl.checkpoints import CheckpointError, atomic_write, load_checkpoint, policy_shape
 from dofbot_rl.rl.policy import DeterministicPolicy, PolicySpec, network_settings, spec_arrays, spec_from_checkpoint
 from dofbot_rl.errors import DofbotRlError
 
@@ -207,17 +207,6 @@ def _deployment_arrays(cfg) -> Dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------------
 # Writers
 # ----------------------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: never a half-written file."""
-    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _write_onnx(module: DeterministicPolicy, path: Path) -> None:
     example = torch.zeros(1, module.obs_mean.shape[0])
 
@@ -228,12 +217,12 @@ def _write_onnx(module: DeterministicPolicy, path: Path) -> None:
                               input_names=["obs"], output_names=["actions"],
                               dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}})
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _write_torchscript(module: DeterministicPolicy, path: Path) -> None:
     scripted = torch.jit.script(module)
-    _atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
+    atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
 
 
 def _write_npz(arrays: Mapping[str, np.ndarray], path: Path) -> None:
@@ -241,7 +230,7 @@ def _write_npz(arrays: Mapping[str, np.ndarray], path: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def default_output_dir(checkpoint) -> Path:
@@ -432,7 +421,7 @@ def _write_json(path: Path, data) -> None:
             json.dump(data, fh, indent=2, default=_jsonable)
             fh.write("\n")
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------------

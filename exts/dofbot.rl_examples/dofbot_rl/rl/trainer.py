@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Callable, List, Optional
 
 import torch
+from rl_games.common.algo_observer import AlgoObserver
 
 from dofbot_rl.config import to_container
 from dofbot_rl.rl.checkpoints import RunLock, atomic_save, check_run_folder, remove_temp_files, validate_for_config
@@ -65,10 +66,11 @@ class TrainResult:
     curve: Optional[Path] = None  #: learning-curve PNG
 
 
-class _Observer:
+class _Observer(AlgoObserver):
     """rl_games AlgoObserver: episode statistics, TensorBoard scalars, progress, stop."""
 
     def __init__(self, trainer: "Trainer"):
+        super().__init__()
         self.trainer = trainer
         self.algo = None
         self._reset_sums()
@@ -183,11 +185,6 @@ class Trainer:
     def stop(self) -> None:
         """Ask the run to end after the current epoch (thread-safe); a checkpoint is written."""
         self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        """True once :meth:`stop` was called."""
-        return self._stop.is_set()
 
     # -- running ---------------------------------------------------------------------------
     def rl_games_params(self, start_epoch: int = 0) -> dict:

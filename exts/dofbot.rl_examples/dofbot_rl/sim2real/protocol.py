@@ -65,6 +65,7 @@ import struct
 import typing
 
 from dofbot_rl.errors import DofbotRlError
+from dofbot_rl.robot import as_floats  # noqa: F401 - the one number check, used as P.as_floats
 
 # ----------------------------------------------------------------------------------
 # Constants
@@ -333,29 +334,6 @@ PAYLOADS = {
 _TYPES = frozenset(MsgType)
 _TYPE_OF = {cls: msg_type for msg_type, (cls, _, _) in PAYLOADS.items()}
 _IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
-
-
-def as_floats(values, n=NUM_JOINTS, what="joint angles", finite=True):
-    """``values`` as a tuple of ``n`` floats: the one "n numbers" check of the sim2real package.
-
-    Args:
-        values: any iterable of numbers (list, tuple, a CPU tensor's elements...).
-        n: how many (6: the joints, task order).
-        what: names the values in the error.
-        finite: also refuse NaN and infinity.
-
-    Raises:
-        ValueError: not ``n`` numbers, or (``finite``) a NaN or infinite one.
-    """
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError, OverflowError):
-        raise ValueError("%s must be %d numbers, got %r" % (what, n, values))
-    if len(out) != n:
-        raise ValueError("%s must be %d numbers, got %d" % (what, n, len(out)))
-    if finite and not all(math.isfinite(v) for v in out):
-        raise ValueError("%s must be %d finite numbers, got %r" % (what, n, out))
-    return out
 
 
 def welcome_version(minor=PROTOCOL_MINOR):

@@ -292,16 +292,6 @@ class TeleopBindings:
 # ----------------------------------------------------------------------------------
 
 
-def _six_floats(values: Any, what: str) -> list:
-    try:
-        out = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise ValueError("%s: expected %d numbers (rad), got %r" % (what, robot.NUM_DOF, values)) from None
-    if len(out) != robot.NUM_DOF or not all(math.isfinite(v) for v in out):
-        raise ValueError("%s: expected %d finite numbers (rad), got %r" % (what, robot.NUM_DOF, out))
-    return out
-
-
 class TeleopModel:
     """Selection state and joint targets of the one robot driven from the keyboard.
 
@@ -366,7 +356,7 @@ class TeleopModel:
         """
         if isinstance(env_id, bool) or not isinstance(env_id, int) or env_id < 0:
             raise ValueError("env_id must be an int >= 0, got %r" % (env_id,))
-        targets = self._clamp(_six_floats(current_dof_pos, "current_dof_pos"))
+        targets = self._clamp(list(robot.as_floats(current_dof_pos, what="current_dof_pos (rad)")))
         if self._selected is not None and self._selected != env_id:
             self._released.append(self._selected)
         self._selected = env_id
