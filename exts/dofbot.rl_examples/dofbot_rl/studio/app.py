@@ -89,6 +89,7 @@ class Studio:
         self._markers = {}
         self._curve_len = -1
         self.frames_drawn = 0  #: 3D updates sent (for the benchmark)
+        self.draw_s = 0.0  #: time spent in :meth:`draw` on the model's thread (s, for the benchmark)
         self._next_frame = self._next_sync = self._last_sync = self._next_idle = 0.0
         self._unsubscribe = model.subscribe(self._mark_dirty)
         self._unsubscribe_errors = model.subscribe_errors(lambda text: log.error("%s", text))
@@ -222,7 +223,9 @@ class Studio:
             self.s2r_token = gui.add_text("Token file", s.sim2real_token_file)
             self.s2r_mode = gui.add_dropdown("Mode", SIM2REAL_MODES, initial_value=s.sim2real_mode)
             self.s2r_status = gui.add_markdown("off")
-        self.s2r_on.on_update(lambda e: post(lambda on=self.s2r_on.value: self._toggle_link(on)))
+        # only a person's click switches the link (the studio itself unticks it after a failure)
+        self.s2r_on.on_update(lambda e: e.client is not None and post(lambda on=self.s2r_on.value: self._toggle_link(on)))
+        self._link_shown = False
 
     def _choose_checkpoint(self, label: str) -> None:
         labels = self.model.catalogue.labels()
@@ -294,7 +297,11 @@ class Studio:
         set_(self.checkpoints, "value", labels[index] if index >= 0 else labels[0])
         set_(self.checkpoint_note, "content", m.catalogue.message)
         set_(self.teleop_line, "content", m.teleop_line())
-        set_(self.s2r_on, "value", m.sim2real.enabled)
+        if m.sim2real.enabled != self._link_shown:  # follow the link's changes, never fight a click in flight
+            self._link_shown = m.sim2real.enabled
+            set_(self.s2r_on, "value", self._link_shown)
+        elif not m.sim2real.enabled and m.sim2real.error and self.s2r_on.value:
+            set_(self.s2r_on, "value", False)  # a switch-on that failed at once (bad port, token file)
         set_(self.s2r_status, "content", f"Link: **{m.sim2real.status()}**")
 
     # ------------------------------------------------------------------------------
@@ -302,6 +309,7 @@ class Studio:
     # ------------------------------------------------------------------------------
     def draw(self) -> None:
         """Send the robots' link poses and the goal / fingertip markers (batched, one message per mesh)."""
+        start = time.perf_counter()
         task = self.model.session.task
         if task is not self._scene_task:
             self._build_scene(task)
@@ -325,6 +333,7 @@ class Studio:
                 for halo in self._halos:
                     halo.visible = self._halo_shown
         self.frames_drawn += 1
+        self.draw_s += time.perf_counter() - start
 
     def _build_scene(self, task) -> None:
         for handle in self._links + self._halos + list(self._markers.values()):
