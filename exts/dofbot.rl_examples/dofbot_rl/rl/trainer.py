@@ -21,7 +21,7 @@ import torch
 
 from dofbot_rl.config import to_container
 from dofbot_rl.rl.checkpoints import latest_checkpoint, validate_for_task
-from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games
+from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_agent, register_rl_games
 
 log = logging.getLogger(__name__)
 
@@ -201,6 +201,7 @@ class Trainer:
 
         observer = _Observer(self)
         runner = Runner(algo_observer=observer)
+        register_agent(runner)  # rollout without a host sync per step (vecenv.host_sync_free_agent_class)
         self._start_time = time.perf_counter()
         with rl_games_output_to_log(self.quiet):
             runner.load({"params": params})
