@@ -330,24 +330,22 @@ PEER_ROWS = REPORT.setdefault("peer", {})
 if PEER_PATH:
     @stage("peer_warm")
     def _peer_warm():
-        REPORT["peer_warm"] = peer(["env", "--num-envs", "64", "--seconds", "0.5"], timeout=400)
+        REPORT["peer_warm"] = peer(["throughput", "--num-envs", "64", "--seconds", "0.5", "--iterations", "2"],
+                                   timeout=400)
         log("peer warm", REPORT["peer_warm"])
 
     for n in SIZES:
         @stage(f"peer_{n}")
         def _peer_size(n=n):
-            row = PEER_ROWS.setdefault(str(n), {})
-            row["env"] = peer(["env", "--num-envs", str(n), "--seconds", "1.5"])
-            row["ppo_default"] = peer(["ppo", "--num-envs", str(n), "--iterations", "6"])
-            row["ppo_matched"] = peer(["ppo", "--num-envs", str(n), "--iterations", "5", "--ppo-matched"])
-            log("peer", n, row)
+            PEER_ROWS[str(n)] = peer(["throughput", "--num-envs", str(n), "--seconds", "1.5", "--iterations", "5"])
+            log("peer", n, PEER_ROWS[str(n)])
 
     @stage("tts_peer")
     def _tts_peer():
         for matched in (False, True):
             key = "tts_peer_matched" if matched else "tts_peer_default"
             runs = REPORT.setdefault(key, [])
-            for seed in (SEEDS if not matched else SEEDS[:1]):
+            for seed in (SEEDS if not matched else SEEDS[:1]):  # matched: one seed (device time)
                 runs.append(peer(["tts", "--num-envs", "8192", "--seed", str(seed), "--cap-s", "30"]
                                  + (["--ppo-matched"] if matched else [])))
                 log(key, runs[-1])
@@ -365,8 +363,7 @@ for n in SIZES:
     o, p = ROWS.get(str(n), {}), PEER_ROWS.get(str(n), {})
     lines.append(f"| {n} | {_f(o.get('physics'))} | {_f(o.get('task_eager'))} | {_f(o.get('task_graph'))} | "
                  f"{_f(o.get('ppo_before'))} | {_f(o.get('ppo_graphs'))} | {_f(o.get('ppo_now'))} | "
-                 f"{_f(p.get('env', {}).get('env_steps_per_s'))} | {_f(p.get('ppo_default', {}).get('ppo_env_steps_per_s'))} | "
-                 f"{_f(p.get('ppo_matched', {}).get('ppo_env_steps_per_s'))} |")
+                 f"{_f(p.get('env_steps_per_s'))} | {_f(p.get('ppo_default'))} | {_f(p.get('ppo_matched'))} |")
 REPORT["table"] = "\n".join(lines)
 save()
 log(REPORT["table"])

@@ -2,9 +2,8 @@
 rsl_rl PPO). A benchmark, not part of dofbot-rl; run by benchmarks/gpu_issue17.py in its own
 Python environment (mjlab 1.6 pins mujoco / mujoco-warp 3.11, dofbot-rl runs on 4.0).
 
-    python benchmarks/peers/mjlab_dofbot.py env  --num-envs N            # env-only steps/s
-    python benchmarks/peers/mjlab_dofbot.py ppo  --num-envs N            # PPO env-steps/s
-    python benchmarks/peers/mjlab_dofbot.py tts  --num-envs N --seed S --t0 T   # time to 90 % success
+    python benchmarks/peers/mjlab_dofbot.py throughput --num-envs N     # env-only and PPO steps/s
+    python benchmarks/peers/mjlab_dofbot.py tts --num-envs N --seed S --t0 T   # time to 90 % success
 
 Each prints one line ``RESULT {json}``. ``--t0`` is the wall-clock time (``time.time()``) at
 which the parent started this process, so ``tts`` reports time from process start.
@@ -267,12 +266,12 @@ def _sync():
         torch.cuda.synchronize()
 
 
-def bench_env(num_envs: int, seconds: float) -> dict:
-    env, wrapped, _, _ = make(num_envs, 0, runner=False)
-    dev = env.device
+def bench_env(env, wrapped, seconds: float) -> float:
+    """Env-steps/s of ``wrapped.step`` with random actions (the env only, no policy)."""
+    num_envs = env.num_envs
 
     def step():
-        wrapped.step(2.0 * torch.rand(num_envs, 6, device=dev) - 1.0)
+        wrapped.step(2.0 * torch.rand(num_envs, 6, device=env.device) - 1.0)
 
     for _ in range(5):
         step()
@@ -285,9 +284,7 @@ def bench_env(num_envs: int, seconds: float) -> dict:
         _sync()
         elapsed = time.perf_counter() - start
         if elapsed >= seconds:
-            break
-    return {"num_envs": num_envs, "env_steps_per_s": calls * num_envs / elapsed,
-            "cuda_graph": bool(getattr(env.sim, "use_cuda_graph", False))}
+            return calls * num_envs / elapsed
 
 
 class _Clock:
@@ -323,15 +320,25 @@ class _Reached(Exception):
     pass
 
 
-def bench_ppo(num_envs: int, iterations: int, matched: bool) -> dict:
-    env, wrapped, runner, agent_cfg = make(num_envs, 0, matched)
-    clock = _Clock(runner, env.command_manager.get_term("goal"), agent_cfg.num_steps_per_env, num_envs)
-    clock.last = time.perf_counter()
-    runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
-    rates = [clock.frames_per_iter / r["iter_s"] for r in clock.rows[1:]]
-    return {"num_envs": num_envs, "ppo_env_steps_per_s": sum(rates) / len(rates), "iterations": len(clock.rows),
-            "first_iter_s": clock.rows[0]["iter_s"], "steps_per_iter": agent_cfg.num_steps_per_env, "matched": matched,
-            "cuda_graph": bool(getattr(env.sim, "use_cuda_graph", False))}
+def bench_throughput(num_envs: int, seconds: float, iterations: int) -> dict:
+    """One env: env-only steps/s, then PPO env-steps/s with mjlab's default runner config and with ours."""
+    from mjlab.rl import MjlabOnPolicyRunner
+
+    env, wrapped, _, _ = make(num_envs, 0, runner=False)
+    result = {"num_envs": num_envs, "env_steps_per_s": bench_env(env, wrapped, seconds),
+              "cuda_graph": bool(getattr(env.sim, "use_cuda_graph", False))}
+    for matched in (False, True):
+        agent_cfg = build_agent_cfg(0, matched)
+        runner = MjlabOnPolicyRunner(wrapped, asdict(agent_cfg), None, str(env.device))
+        clock = _Clock(runner, env.command_manager.get_term("goal"), agent_cfg.num_steps_per_env, num_envs)
+        clock.last = time.perf_counter()
+        runner.learn(num_learning_iterations=iterations, init_at_random_ep_len=True)
+        rates = [clock.frames_per_iter / r["iter_s"] for r in clock.rows[1:]]
+        key = "ppo_matched" if matched else "ppo_default"
+        result[key] = sum(rates) / len(rates)
+        result[key + "_first_iter_s"] = clock.rows[0]["iter_s"]
+        result[key + "_steps_per_iter"] = agent_cfg.num_steps_per_env
+    return result
 
 
 def time_to_success(num_envs: int, seed: int, t0: float, max_iterations: int, matched: bool, cap_s: float) -> dict:
@@ -353,7 +360,7 @@ def time_to_success(num_envs: int, seed: int, t0: float, max_iterations: int, ma
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=("env", "ppo", "tts"))
+    p.add_argument("mode", choices=("throughput", "tts"))
     p.add_argument("--num-envs", type=int, default=4096)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--t0", type=float, default=None)
@@ -362,10 +369,8 @@ def main():
     p.add_argument("--cap-s", type=float, default=60.0)
     p.add_argument("--ppo-matched", action="store_true")
     a = p.parse_args()
-    if a.mode == "env":
-        result = bench_env(a.num_envs, a.seconds)
-    elif a.mode == "ppo":
-        result = bench_ppo(a.num_envs, a.iterations, a.ppo_matched)
+    if a.mode == "throughput":
+        result = bench_throughput(a.num_envs, a.seconds, a.iterations)
     else:
         result = time_to_success(a.num_envs, a.seed, a.t0 if a.t0 is not None else T_IMPORT, 1000, a.ppo_matched,
                                  a.cap_s)

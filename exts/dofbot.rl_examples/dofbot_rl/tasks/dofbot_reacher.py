@@ -135,6 +135,7 @@ class DofbotReacher:
         self._graph_version = None
         self._graph_actions = torch.zeros(n, NUM_ACTIONS, device=d)  # the step graph's input
         self._init_randomization(RandomizationConfig() if randomization is None else randomization)
+        self.warm_up()
 
     # ------------------------------------------------------------------------------
     # Public API
@@ -245,6 +246,20 @@ class DofbotReacher:
                         self.physics.capture(self._write_observations))
         self._graph_version = self.physics.graph_version
         log.debug("control step captured as CUDA graphs (%d envs)", self.num_envs)
+
+    def warm_up(self) -> None:
+        """Load the GPU kernels and capture the step's CUDA graphs now (the constructor calls
+        this), not in the first training epoch: one step, then every env reset. The random-number
+        states are restored, so what follows is as if this had not run. Does nothing where the
+        step is not graphed (CPU, ``cuda_graph=False``) or once the graphs exist."""
+        if not self._use_graphs or self._graphs is not None:
+            return
+        cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
+        self.reset()
+        self.step(torch.zeros(self.num_envs, NUM_ACTIONS, device=self.device))
+        self.reset()
+        torch.set_rng_state(cpu_rng)
+        torch.cuda.set_rng_state(cuda_rng, self.device)
 
     def reset_idx(self, env_ids: torch.Tensor) -> None:
         """Start new episodes in ``env_ids``: new goal, pose = default + noise x U(lower, upper), zero velocity.
