@@ -1,7 +1,7 @@
 """Issue 17 on one GPU machine, in one call: dofbot-rl and the mjlab peer side by side, and
 the host-synchronisation changes measured one by one. Writes OUT/issue17.json (and logs).
 
-    PEER_PYTHONPATH=... python benchmarks/gpu_issue17.py OUT [--sizes 4096,16384,65536] [--seeds 0,1,2]
+    PEER_PYTHONPATH=... python benchmarks/gpu_issue17.py OUT [--sizes=4096,16384,65536] [--seeds=0,1,2] [--part=ours|peer|all]
 
 dofbot-rl runs in this process's environment, the peer (benchmarks/peers/mjlab_dofbot.py) in
 subprocesses with ``PEER_PYTHONPATH`` (mjlab 1.6 needs mujoco 3.11, dofbot-rl 4.0). No peer
@@ -58,12 +58,14 @@ OUT.mkdir(parents=True, exist_ok=True)
 ARGS = dict(a.split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
 SIZES = [int(s) for s in ARGS.get("--sizes", "4096,16384,65536").split(",")]
 SEEDS = [int(s) for s in ARGS.get("--seeds", "0,1,2").split(",")]
-PEER_PATH = os.environ.get("PEER_PYTHONPATH")
-REPORT = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime())}
+PART = ARGS.get("--part", "all")  # ours / peer / all (two calls where one would run too long)
+PEER_PATH = os.environ.get("PEER_PYTHONPATH") if PART in ("peer", "all") else None
+REPORT = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "part": PART}
+OURS = PART in ("ours", "all")
 
 
 def save():
-    (OUT / "issue17.json").write_text(json.dumps(REPORT, indent=2))
+    (OUT / f"issue17_{PART}.json").write_text(json.dumps(REPORT, indent=2))
 
 
 def log(*a):
@@ -119,6 +121,8 @@ save()
 
 @stage("cuda_tests")
 def _tests():
+    if not OURS:
+        return
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_step_graph.py",
                         "tests/test_randomization.py", "-k", "cuda or gpu"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
@@ -195,6 +199,8 @@ ROWS = REPORT.setdefault("ours", {})
 
 @stage("warm_kernels")
 def _warm():
+    if not OURS:
+        return
     t = time.perf_counter()
     cfg = load_config(["sim_device=cuda:0", "num_envs=64"])
     task = make_task(cfg)
@@ -206,7 +212,7 @@ def _warm():
     task.physics.close()
 
 
-for n in SIZES:
+for n in (SIZES if OURS else []):
     @stage(f"ours_{n}")
     def _size(n=n):
         cfg = load_config(["sim_device=cuda:0", f"num_envs={n}"])
@@ -246,6 +252,8 @@ for n in SIZES:
 
 @stage("gpu_util_16384")
 def _util():
+    if not OURS:
+        return
     cfg = load_config(["sim_device=cuda:0", "num_envs=16384"])
     task = make_task(cfg)
     sampler = GpuSampler()
@@ -297,6 +305,8 @@ def tts_ours(seed, num_envs=8192, epochs=30):
 
 @stage("tts_ours")
 def _tts():
+    if not OURS:
+        return
     runs = REPORT.setdefault("tts_ours", [])
     tts_ours(100, epochs=2)  # warms warp's kernel cache for a fresh process (not counted)
     for seed in SEEDS:
