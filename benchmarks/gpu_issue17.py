@@ -38,11 +38,11 @@ if len(sys.argv) > 1 and sys.argv[1] == "--tts-child":
     original_train = trainer_mod.Trainer.train
 
     def _record(self, progress):
-        print("EPOCH " + json.dumps(dict(progress.__dict__, wall=time.time())), flush=True)
+        print("EPOCH " + json.dumps(dict(progress.__dict__, wall=time.time())), file=sys.__stdout__, flush=True)
         original_record(self, progress)
 
     def _train(self):
-        print("TRAIN_START " + json.dumps({"wall": time.time()}), flush=True)
+        print("TRAIN_START " + json.dumps({"wall": time.time()}), file=sys.__stdout__, flush=True)
         return original_train(self)
 
     trainer_mod.Trainer._record = _record
@@ -121,7 +121,7 @@ save()
 
 @stage("cuda_tests")
 def _tests():
-    if not OURS:
+    if not OURS or "--tts-only" in sys.argv:
         return
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_step_graph.py",
                         "tests/test_randomization.py", "-k", "cuda or gpu"], cwd=ROOT, capture_output=True, text=True,
@@ -199,7 +199,7 @@ ROWS = REPORT.setdefault("ours", {})
 
 @stage("warm_kernels")
 def _warm():
-    if not OURS:
+    if not OURS or "--tts-only" in sys.argv:
         return
     t = time.perf_counter()
     cfg = load_config(["sim_device=cuda:0", "num_envs=64"])
@@ -212,7 +212,7 @@ def _warm():
     task.physics.close()
 
 
-for n in (SIZES if OURS else []):
+for n in (SIZES if OURS and "--tts-only" not in sys.argv else []):
     @stage(f"ours_{n}")
     def _size(n=n):
         cfg = load_config(["sim_device=cuda:0", f"num_envs={n}"])
@@ -252,7 +252,7 @@ for n in (SIZES if OURS else []):
 
 @stage("gpu_util_16384")
 def _util():
-    if not OURS:
+    if not OURS or "--tts-only" in sys.argv:
         return
     cfg = load_config(["sim_device=cuda:0", "num_envs=16384"])
     task = make_task(cfg)
@@ -281,7 +281,7 @@ def _util():
         task.physics.close()
 
 
-def tts_ours(seed, num_envs=8192, epochs=30):
+def tts_ours(seed, num_envs=8192, epochs=22):
     t0 = time.time()
     r = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--tts-child", repr(t0), f"num_envs={num_envs}",
                         f"seed={seed}", f"max_iterations={epochs}", "sim_device=cuda:0", "train_dir=/tmp/tts_runs",
@@ -308,7 +308,8 @@ def _tts():
     if not OURS:
         return
     runs = REPORT.setdefault("tts_ours", [])
-    tts_ours(100, epochs=2)  # warms warp's kernel cache for a fresh process (not counted)
+    if "--no-tts-warm" not in sys.argv:
+        tts_ours(100, epochs=2)  # warms warp's kernel cache for a fresh process (not counted)
     for seed in SEEDS:
         runs.append(tts_ours(seed))
         log("tts ours", runs[-1])
@@ -340,11 +341,13 @@ PEER_ROWS = REPORT.setdefault("peer", {})
 if PEER_PATH:
     @stage("peer_warm")
     def _peer_warm():
+        if "--tts-only" in sys.argv:
+            return
         REPORT["peer_warm"] = peer(["throughput", "--num-envs", "64", "--seconds", "0.5", "--iterations", "2"],
                                    timeout=400)
         log("peer warm", REPORT["peer_warm"])
 
-    for n in SIZES:
+    for n in ([] if "--tts-only" in sys.argv else SIZES):
         @stage(f"peer_{n}")
         def _peer_size(n=n):
             PEER_ROWS[str(n)] = peer(["throughput", "--num-envs", str(n), "--seconds", "1.5", "--iterations", "5"])

@@ -117,6 +117,7 @@ def build_env_cfg(num_envs: int, seed: int):
             self.distance = torch.ones(n, device=d)
             self.successes = torch.zeros(n, device=d)
             self.goal_age = torch.zeros(n, dtype=torch.long, device=d)
+            self.steps = torch.zeros(n, dtype=torch.long, device=d)  # control steps into the episode
             self.window = int(round(SUCCESS_WINDOW_S / env.step_dt))
             self.sums = torch.zeros(3, device=d)  # goals reached, goals counted, episodes
 
@@ -132,11 +133,13 @@ def build_env_cfg(num_envs: int, seed: int):
             return self.distance
 
         def reset(self, env_ids):
-            reached = self.successes[env_ids]
-            missed = (self.goal_age[env_ids] >= self.window).float()
-            self.sums += torch.stack((reached.sum(), (reached + missed).sum(), torch.tensor(float(len(env_ids)),
-                                                                                            device=self.device)))
+            # only full-length episodes count (mjlab starts with random episode lengths; ours are all full)
+            full = (self.steps[env_ids] >= self._env.max_episode_length - 1).float()
+            reached = self.successes[env_ids] * full
+            missed = (self.goal_age[env_ids] >= self.window).float() * full
+            self.sums += torch.stack((reached.sum(), (reached + missed).sum(), full.sum()))
             self.successes[env_ids] = 0.0
+            self.steps[env_ids] = 0
             return super().reset(env_ids)
 
         def _update_metrics(self):
@@ -152,6 +155,7 @@ def build_env_cfg(num_envs: int, seed: int):
         def _update_command(self, env_ids):
             if env_ids is not None:
                 return
+            self.steps += 1
             fresh = self._env.episode_length_buf == 0  # reset this step: its goal is new
             reached = (self.distance <= SUCCESS_TOLERANCE) & ~fresh
             self.successes += reached.float()
