@@ -180,8 +180,11 @@ def weights_agree(model: torch.nn.Module) -> float:
     return float(diff.item())
 
 
-def register_distributed_agent(runner) -> None:
-    """Make ``runner`` build :class:`DistributedA2CAgent` for ``a2c_continuous`` (rl_games' factory)."""
+def register_agent(runner) -> None:
+    """Make ``runner`` (an ``rl_games.torch_runner.Runner``) build this project's PPO agent for
+    ``a2c_continuous`` (rl_games' own extension point, ``algo_factory.register_builder``): the
+    host-sync-free rollout (:func:`dofbot_rl.rl.vecenv.host_sync_free_agent_class`), switched
+    to rl_games' multi-GPU mode when a process group of several ranks is open."""
     runner.algo_factory.register_builder("a2c_continuous", lambda **kwargs: _agent_class()(**kwargs))
 
 
@@ -192,9 +195,9 @@ def _agent_class():
     """:class:`DistributedA2CAgent`, built on first use (rl_games is imported lazily)."""
     global _AGENT_CLASS
     if _AGENT_CLASS is None:
-        from rl_games.algos_torch import a2c_continuous
+        from dofbot_rl.rl.vecenv import host_sync_free_agent_class
 
-        class DistributedA2CAgent(a2c_continuous.A2CAgent):
+        class DistributedA2CAgent(host_sync_free_agent_class()):
             """rl_games' continuous PPO agent on a process group this module opened.
 
             rl_games' ``A2CBase.__init__`` would open an NCCL group and force
@@ -208,7 +211,8 @@ def _agent_class():
 
             def __init__(self, base_name, params):
                 super().__init__(base_name=base_name, params=params)
-                if not (torch.distributed.is_initialized() and torch.distributed.get_world_size() > 1):
+                if not (torch.distributed.is_available() and torch.distributed.is_initialized()
+                        and torch.distributed.get_world_size() > 1):
                     return
                 self.multi_gpu = True
                 self.global_rank = torch.distributed.get_rank()
@@ -217,6 +221,8 @@ def _agent_class():
                 self.config["multi_gpu"] = True
 
             def train(self):
+                if not self.multi_gpu:
+                    return super().train()
                 # rl_games calls torch.cuda.set_device(local_rank) in multi-GPU mode; a CPU rank has none.
                 with _no_cuda_set_device(self.ppo_device):
                     return super().train()

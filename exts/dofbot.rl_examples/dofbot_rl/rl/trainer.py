@@ -29,7 +29,7 @@ from rl_games.common.algo_observer import AlgoObserver
 
 from dofbot_rl.config import to_container
 from dofbot_rl.rl.checkpoints import RunLock, atomic_save, check_run_folder, remove_temp_files, validate_for_config
-from dofbot_rl.rl.distributed import RankContext, register_distributed_agent, wandb_init, weights_agree
+from dofbot_rl.rl.distributed import RankContext, register_agent, wandb_init, weights_agree
 from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games, release_rl_games
 
 log = logging.getLogger(__name__)
@@ -265,8 +265,7 @@ class Trainer:
             register_rl_games(creator)
             observer = _Observer(self)
             runner = Runner(algo_observer=observer)
-            if self.rank.distributed:
-                register_distributed_agent(runner)
+            register_agent(runner)  # host-sync-free rollout; rl_games' multi-GPU mode on several ranks
             self._start_time = self._last_save = time.perf_counter()
             try:
                 with rl_games_output_to_log(self.quiet):
