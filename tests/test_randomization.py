@@ -333,7 +333,7 @@ def test_gain_or_mass_range_on_a_backend_without_the_hook_is_refused():
     ("link_mass_scale_range=[-1,1]", "link_mass_scale_range"),
     ("link_mass_scale_range=[1]", "link_mass_scale_range"),
     ("action_latency_steps=two", "action_latency_steps"),
-    ("latency=2", "Could not override"),
+    ("latency=2", r"unknown key 'task.randomization.latency' \(did you mean task.randomization.action_latency_steps\?\)"),
 ])
 def test_bad_values_are_config_errors(override, message):
     with pytest.raises(ConfigError, match=message):
