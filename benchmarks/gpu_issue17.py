@@ -226,7 +226,7 @@ for n in (SIZES if OURS and "--tts-only" not in sys.argv else []):
             physics.step(2)
             torch.cat((physics.dof_pos, physics.dof_vel, physics.ee_pose), dim=-1)
 
-        physics.reset(torch.arange(n, device=DEV), torch.zeros(n, 6, device=DEV), torch.zeros(n, 6, device=DEV))
+        physics.write_joint_state(torch.arange(n, device=DEV), torch.zeros(n, 6, device=DEV), torch.zeros(n, 6, device=DEV))
         row["physics"] = _timed(physics_step, DEV, 1.5) * n
         task = make_task(cfg, physics)
         task.reset()

@@ -56,7 +56,7 @@ q0[:, 5] = 0
 tgt = (torch.rand(N, 6, generator=gen) - 0.5) * 1.2
 tgt[:, 5] = 0
 for b in (gpu, cpu):
-    b.reset(torch.arange(N, device=b.device), q0.to(b.device), torch.zeros(N, 6, device=b.device))
+    b.write_joint_state(torch.arange(N, device=b.device), q0.to(b.device), torch.zeros(N, 6, device=b.device))
     b.set_joint_position_targets(tgt.to(b.device))
 t0 = time.perf_counter()
 gpu.step(2)

@@ -252,13 +252,13 @@ def test_onboard_observation_equals_task_observation(trained):
         obs, _, _, _ = task.step(torch.rand(16, 6, generator=gen) * 2 - 1)
         for i in range(16):
             q, qd = task.dof_pos[i].numpy(), task.dof_vel[i].numpy()
-            mine = ob.build_observation(q, qd, task.goal_pos[i].numpy(), task.goal_rot[i].numpy(),
+            mine = ob.build_observation(q, qd, task.goal_pos_env[i].numpy(), task.goal_rot[i].numpy(),
                                         ob.ee_quaternion(q), task.actions[i].numpy(), robot.SAFE_LIMITS_LOWER,
                                         robot.SAFE_LIMITS_UPPER, cfg.task.env.dof_vel_scale,
                                         cfg.task.env.clip_observations)
             worst_obs = max(worst_obs, float(np.abs(mine - obs[i].numpy()).max()))
             worst_tip = max(worst_tip, float(np.abs(np.array(robot.fingertip_position(q))
-                                                     - task.tip_pos[i].numpy()).max()))
+                                                     - task.tip_pos_env[i].numpy()).max()))
     assert worst_obs <= 1e-5 and worst_tip <= 1e-5
 
 

@@ -58,7 +58,7 @@ def test_reset_gives_the_kinematics_of_the_robot_facts(make_backend):
     n = 6
     b = make_backend(n)
     q = _poses(n)
-    b.reset(torch.arange(n, device=b.device), q.to(b.device), torch.zeros(n, 6, device=b.device))
+    b.write_joint_state(torch.arange(n, device=b.device), q.to(b.device), torch.zeros(n, 6, device=b.device))
     assert torch.allclose(b.dof_pos.cpu(), q, atol=1e-6)
     assert torch.allclose(b.dof_vel.cpu(), torch.zeros(n, 6))
     pose = b.ee_pose.cpu()
@@ -72,7 +72,7 @@ def test_reset_gives_the_kinematics_of_the_robot_facts(make_backend):
 def test_pd_targets_are_tracked(make_backend):
     n = 8
     b = make_backend(n)
-    b.reset(torch.arange(n, device=b.device), torch.zeros(n, 6, device=b.device), torch.zeros(n, 6, device=b.device))
+    b.write_joint_state(torch.arange(n, device=b.device), torch.zeros(n, 6, device=b.device), torch.zeros(n, 6, device=b.device))
     targets = _poses(n, seed=1)
     b.set_joint_position_targets(targets.to(b.device))
     for _ in range(60):  # 1 s
@@ -85,13 +85,13 @@ def test_pd_targets_are_tracked(make_backend):
 def test_partial_reset_leaves_other_envs_alone(make_backend):
     n = 4
     b = make_backend(n)
-    b.reset(torch.arange(n, device=b.device), torch.zeros(n, 6, device=b.device), torch.zeros(n, 6, device=b.device))
+    b.write_joint_state(torch.arange(n, device=b.device), torch.zeros(n, 6, device=b.device), torch.zeros(n, 6, device=b.device))
     b.set_joint_position_targets(_poses(n).to(b.device))
     for _ in range(10):
         b.step(2)
     before = b.dof_pos.cpu().clone()
     q = _poses(1, seed=3)
-    b.reset(torch.tensor([2], device=b.device), q.to(b.device), torch.zeros(1, 6, device=b.device))
+    b.write_joint_state(torch.tensor([2], device=b.device), q.to(b.device), torch.zeros(1, 6, device=b.device))
     after = b.dof_pos.cpu()
     assert torch.allclose(after[[0, 1, 3]], before[[0, 1, 3]])
     assert torch.allclose(after[2], q[0], atol=1e-6)
@@ -102,7 +102,7 @@ def test_same_reset_same_trajectory(make_backend):
     runs = []
     for _ in range(2):
         b = make_backend(n)
-        b.reset(torch.arange(n, device=b.device), _poses(n).to(b.device), torch.zeros(n, 6, device=b.device))
+        b.write_joint_state(torch.arange(n, device=b.device), _poses(n).to(b.device), torch.zeros(n, 6, device=b.device))
         b.set_joint_position_targets(_poses(n, seed=5).to(b.device))
         for _ in range(20):
             b.step(2)
@@ -117,7 +117,7 @@ def test_warp_and_c_backends_agree():
     n = 4
     backends = [_mujoco_cpu(n), _mujoco_warp_cpu(n)]
     for b in backends:
-        b.reset(torch.arange(n), _poses(n), torch.zeros(n, 6))
+        b.write_joint_state(torch.arange(n), _poses(n), torch.zeros(n, 6))
         b.set_joint_position_targets(_poses(n, seed=7))
     for _ in range(60):
         for b in backends:

@@ -33,9 +33,9 @@ class RecordingBackend(MujocoCpuBackend):
         self.sent_targets.append(targets.clone())
         super().set_joint_position_targets(targets, env_ids)
 
-    def set_dynamics_scales(self, env_ids, kp_scale, mass_scale):
-        self.scale_calls.append((env_ids.clone(), kp_scale.clone(), mass_scale.clone()))
-        super().set_dynamics_scales(env_ids, kp_scale, mass_scale)
+    def set_dynamics_scales(self, env_ids, pd_gain_scale, mass_scale):
+        self.scale_calls.append((env_ids.clone(), pd_gain_scale.clone(), mass_scale.clone()))
+        super().set_dynamics_scales(env_ids, pd_gain_scale, mass_scale)
 
 
 class NoHookBackend:
@@ -63,7 +63,7 @@ def random_actions(steps, num_envs, seed=1):
 
 
 def clean_observations(task):
-    obs = rm.compute_observations(task.dof_pos, task.dof_vel, task.goal_pos, task.goal_rot, task.ee_pose[:, 3:7],
+    obs = rm.compute_observations(task.dof_pos, task.dof_vel, task.goal_pos_env, task.goal_rot, task.ee_pose[:, 3:7],
                                   task.actions, task.dof_lower, task.dof_upper, task.cfg.dof_vel_scale)
     return torch.clamp(obs, -task.cfg.clip_observations, task.cfg.clip_observations)
 
@@ -214,14 +214,14 @@ def test_obs_noise_does_not_change_the_motion():
 # ----------------------------------------------------------------------------------
 # PD gains and link masses
 # ----------------------------------------------------------------------------------
-def _sag(backend, kp_scale, mass_scale):
+def _sag(backend, pd_gain_scale, mass_scale):
     """Steady-state error (rad) of joints 2-4 holding a pose against gravity after 1 s, per env."""
     n = backend.num_envs
     ids = torch.arange(n)
-    backend.set_dynamics_scales(ids, kp_scale, mass_scale)
+    backend.set_dynamics_scales(ids, pd_gain_scale, mass_scale)
     q = torch.zeros(n, 6)
     q[:, 1], q[:, 2] = 0.6, 0.5
-    backend.reset(ids, q, torch.zeros(n, 6))
+    backend.write_joint_state(ids, q, torch.zeros(n, 6))
     for _ in range(60):
         backend.step(2)
     return (backend.dof_pos.cpu() - q)[:, 1:4]
@@ -251,7 +251,7 @@ def test_backend_scales_are_the_models_kp_kv_mass_and_inertia():
     b = MujocoCpuBackend(robot_model_path("mjcf"), 2, nthread=1)
     b.set_dynamics_scales(torch.arange(2), kp, mass)
     q0, target = torch.tensor([0.1, 0.4, -0.3, 0.2, 0.0, 0.0]), torch.tensor([0.5, -0.2, 0.3, 0.1, 0.3, 0.0])
-    b.reset(torch.arange(2), q0.expand(2, 6), torch.zeros(2, 6))
+    b.write_joint_state(torch.arange(2), q0.expand(2, 6), torch.zeros(2, 6))
     b.set_joint_position_targets(target.expand(2, 6))
     for _ in range(30):
         b.step(2)

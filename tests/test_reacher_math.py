@@ -65,7 +65,7 @@ def test_tip_positions_follow_robot_facts():
 
     backend = MujocoCpuBackend(robot_model_path("mjcf"), 3)
     q = torch.tensor([[0.0] * 6, [0.3, 0.5, -0.4, 0.2, 1.0, 0.0], [-1.2, -0.7, 0.7, 0.7, -1.5, 0.0]])
-    backend.reset(torch.arange(3), q, torch.zeros(3, 6))
+    backend.write_joint_state(torch.arange(3), q, torch.zeros(3, 6))
     tip = rm.tip_positions(backend.ee_pose, torch.tensor(robot.TIP_OFFSET_EE))
     for i in range(3):
         assert tip[i].tolist() == pytest.approx(robot.fingertip_position(q[i].tolist()), abs=1e-5)

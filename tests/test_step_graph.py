@@ -37,7 +37,7 @@ def _run(task, steps=45, seed=1, on_step=None):
         if on_step is not None:
             on_step(t, task)
         obs, rew, reset, _ = task.step(a.to(task.device))
-        for k, v in zip(rec, (obs, rew, reset, task.joint_pos_targets, task.goal_pos)):
+        for k, v in zip(rec, (obs, rew, reset, task.joint_pos_targets, task.goal_pos_env)):
             rec[k].append(v.detach().cpu().clone())
     return {k: torch.stack(v).numpy() for k, v in rec.items()}
 
@@ -56,7 +56,7 @@ def test_step_writes_its_buffers_in_place_and_reports_any_done_without_a_sync():
     task = make_task(load_config(["num_envs=4", "sim_device=cpu", "task.env.episode_length=5"]))
     task.reset()
     names = ("obs_buf", "rew_buf", "reset_buf", "time_out_buf", "actions", "commanded_targets", "joint_pos_targets",
-             "goal_pos", "goal_rot", "ee_pose", "tip_pos", "goal_distance", "progress_buf")
+             "goal_pos_env", "goal_rot", "ee_pose", "tip_pos_env", "goal_distance", "progress_buf")
     ptrs = {n: getattr(task, n).data_ptr() for n in names}
     for _ in range(12):
         obs, rew, reset, extras = task.step(torch.zeros(4, 6))

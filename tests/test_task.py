@@ -39,12 +39,12 @@ def test_success_resamples_goal_and_counts():
     task.reset()
     task.step(torch.zeros(4, 6))
     # put env 1's goal on its fingertip: the next step reaches it
-    task.goal_pos[1] = task.tip_pos[1]
-    old_goal = task.goal_pos[1].clone()
+    task.goal_pos_env[1] = task.tip_pos_env[1]
+    old_goal = task.goal_pos_env[1].clone()
     task.step(torch.zeros(4, 6))
     assert task.successes[1].item() == 1.0
     assert task.rew_buf[1].item() > 200.0
-    assert not torch.allclose(task.goal_pos[1], old_goal)
+    assert not torch.allclose(task.goal_pos_env[1], old_goal)
     assert task.successes[[0, 2, 3]].sum().item() == 0.0
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from studio_geometry import VIEWPORT  # noqa: F401 - the browser page size
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-VIEWPORT = {"width": 1280, "height": 800}
 
 
 @pytest.fixture(scope="session")
@@ -94,21 +94,3 @@ def studio(tmp_path):
         assert s.stop() == 0, "".join(s.log)
 
 
-def robot_screen_point(num_envs, env_id, spacing=1.0, height_m=0.033, viewport=VIEWPORT):
-    """Pixel ``(x, y)`` of robot ``env_id``'s base in the studio's camera (pinhole, vertical fov)."""
-    import torch
-
-    from dofbot_rl.physics.base import grid_origins
-    from dofbot_rl.studio.app import CAMERA_FOV_DEG, camera_view
-
-    origins = grid_origins(num_envs, spacing, torch.device("cpu")).numpy()
-    position, look_at = (np.array(v, dtype=float) for v in camera_view(origins))
-    f = look_at - position
-    f /= np.linalg.norm(f)
-    r = np.cross(f, [0.0, 0.0, 1.0])
-    r /= np.linalg.norm(r)
-    u = np.cross(r, f)
-    d = origins[env_id] + [0.0, 0.0, height_m] - position
-    w, h = viewport["width"], viewport["height"]
-    focal = (h / 2) / math.tan(math.radians(CAMERA_FOV_DEG) / 2)
-    return w / 2 + focal * d.dot(r) / d.dot(f), h / 2 - focal * d.dot(u) / d.dot(f)

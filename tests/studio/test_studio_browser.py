@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from conftest import VIEWPORT, robot_screen_point
+from studio_geometry import VIEWPORT, robot_screen_point
 
 
 def _open(browser, url, shots=None):

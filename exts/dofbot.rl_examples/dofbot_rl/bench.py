@@ -82,7 +82,7 @@ def bench_one(cfg, num_envs: int, seconds: float = 2.0, train_epochs: int = 0) -
     upper = torch.tensor(robot.SAFE_LIMITS_UPPER, device=device)
     n_sub = int(cfg.task.env.control_frequency_inv)
 
-    physics.reset(torch.arange(num_envs, device=device), torch.zeros(num_envs, 6, device=device),
+    physics.write_joint_state(torch.arange(num_envs, device=device), torch.zeros(num_envs, 6, device=device),
                   torch.zeros(num_envs, 6, device=device))
     start = time.perf_counter()
     physics.step(n_sub)

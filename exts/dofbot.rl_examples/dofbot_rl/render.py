@@ -83,7 +83,7 @@ class RolloutRecorder:
         (the first call keeps a frame, showing the first goal)."""
         i = self.env_id
         if not self._aimed:  # goal_pos is in the env frame: the robot base frame
-            self.camera.azimuth = self.side_azimuth(task.goal_pos[i].detach().cpu().numpy()[:2])
+            self.camera.azimuth = self.side_azimuth(task.goal_pos_env[i].detach().cpu().numpy()[:2])
             self._aimed = True
         self._steps += 1
         if self.done or (self._steps - 1) % self.every:
@@ -92,8 +92,8 @@ class RolloutRecorder:
         self.data.qpos[: task.dof_pos.shape[1]] = task.dof_pos[i].detach().cpu().numpy()
         mujoco.mj_kinematics(self.model, self.data)
         self.renderer.update_scene(self.data, camera=self.camera)
-        self._marker(task.goal_pos[i].detach().cpu().numpy(), 0.025, GOAL_RGB + (0.6,))
-        self._marker(task.tip_pos[i].detach().cpu().numpy(), 0.022, TIP_RGB + (1.0,))
+        self._marker(task.goal_pos_env[i].detach().cpu().numpy(), 0.025, GOAL_RGB + (0.6,))
+        self._marker(task.tip_pos_env[i].detach().cpu().numpy(), 0.022, TIP_RGB + (1.0,))
         frame = self.renderer.render().copy()
         frame[(frame == 0).all(axis=-1)] = BACKGROUND_RGB  # nothing drawn there (no skybox): a light backdrop
         self.frames.append(frame)

@@ -150,7 +150,7 @@ class IsaacPhysicsBackend:
         """PD targets (rad) for ``env_ids`` (all when None)."""
         self._robots.set_joint_position_targets(targets.to(self.device), indices=env_ids, joint_indices=self._dof_ids)
 
-    def reset(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
+    def write_joint_state(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
         """Teleport robots ``env_ids`` to ``dof_pos`` / ``dof_vel``; targets become ``dof_pos``."""
         if env_ids.numel() == 0:
             return

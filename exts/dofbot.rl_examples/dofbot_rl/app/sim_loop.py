@@ -90,7 +90,7 @@ class SimLoop:
             steps = self.model.tick()
         task = self.model.session.task
         if (steps or came_back) and viewport_on and task is not None and hasattr(physics, "update_markers"):
-            physics.update_markers(task.goal_pos, task.tip_pos)
+            physics.update_markers(task.goal_pos_env, task.tip_pos_env)
 
     def _timeline_allows_steps(self, running: bool) -> bool:
         """Pause: no steps (False). Stop: end the run now, unload the scene (False once done)."""

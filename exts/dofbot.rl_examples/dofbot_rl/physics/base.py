@@ -54,7 +54,7 @@ class PhysicsBackend(Protocol):
     def set_joint_position_targets(self, targets: torch.Tensor, env_ids: Optional[torch.Tensor] = None) -> None:
         """Set PD position targets ``(len(env_ids) or num_envs, num_dof)`` rad."""
 
-    def reset(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
+    def write_joint_state(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
         """Teleport robots ``env_ids`` (int64 index tensor) to ``dof_pos``/``dof_vel``
         ``(len(env_ids), num_dof)``; their targets become ``dof_pos``. Kinematics
         (``ee_pose``) are current on return."""
@@ -81,12 +81,12 @@ class SupportsDynamicsScales(Protocol):
     start on a backend without it.
     """
 
-    def set_dynamics_scales(self, env_ids: torch.Tensor, kp_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
+    def set_dynamics_scales(self, env_ids: torch.Tensor, pd_gain_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
         """Scale the dynamics of robots ``env_ids`` (int64 index tensor, ``n`` ids).
 
         Args:
             env_ids: ``(n,)`` the robots.
-            kp_scale: ``(n, num_dof)`` > 0, multiplies each joint's PD stiffness ``kp`` and
+            pd_gain_scale: ``(n, num_dof)`` > 0, multiplies each joint's PD stiffness ``kp`` and
                 damping ``kv``.
             mass_scale: ``(n,)`` > 0, multiplies every link's mass and rotational inertia
                 (the derived constants follow).

@@ -98,7 +98,7 @@ class MujocoCpuBackend:
             ids = env_ids.to("cpu", torch.long)
             self._ctrl[ids[:, None], torch.from_numpy(self._act)] = values
 
-    def reset(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
+    def write_joint_state(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
         """Reset robots ``env_ids`` to ``dof_pos``/``dof_vel`` and hold them there."""
         ids = env_ids.to("cpu", torch.long)
         if ids.numel() == 0:
@@ -111,7 +111,7 @@ class MujocoCpuBackend:
         self._ctrl[ids[:, None], torch.from_numpy(self._act)] = dof_pos.detach().to("cpu", torch.float64)
         self._batch.forward(ids_np, stage=mujoco.mjtStage.mjSTAGE_POS)
 
-    def set_dynamics_scales(self, env_ids: torch.Tensor, kp_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
+    def set_dynamics_scales(self, env_ids: torch.Tensor, pd_gain_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
         """Per-env PD gains and link masses (:class:`~dofbot_rl.physics.base.SupportsDynamicsScales`).
 
         The first call gives the batch per-simulation ``actuator_gainprm`` / ``actuator_biasprm``
@@ -120,7 +120,7 @@ class MujocoCpuBackend:
         from the masses (subtree masses, inverse weights) of ``env_ids`` only.
 
         Args:
-            env_ids: ``(n,)`` int64. kp_scale: ``(n, 6)`` > 0. mass_scale: ``(n,)`` > 0.
+            env_ids: ``(n,)`` int64. pd_gain_scale: ``(n, 6)`` > 0. mass_scale: ``(n,)`` > 0.
         """
         ids = env_ids.to("cpu", torch.long).numpy()
         if ids.size == 0:
@@ -133,7 +133,7 @@ class MujocoCpuBackend:
             self._scaled_fields = {name: self._batch.expand(name) for name in
                                    ("actuator_gainprm", "actuator_biasprm", "body_mass", "body_inertia")}
         f, m, act = self._scaled_fields, self.model, self._act
-        kp = kp_scale.detach().to("cpu", torch.float64).numpy()
+        kp = pd_gain_scale.detach().to("cpu", torch.float64).numpy()
         mass = mass_scale.detach().to("cpu", torch.float64).numpy()
         rows, cols = ids[:, None], act[None, :]
         f["actuator_gainprm"][rows, cols, 0] = m.actuator_gainprm[act, 0] * kp

@@ -121,7 +121,7 @@ class MujocoWarpBackend:
         else:
             self._ctrl[env_ids, : self.num_dof] = targets
 
-    def reset(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
+    def write_joint_state(self, env_ids: torch.Tensor, dof_pos: torch.Tensor, dof_vel: torch.Tensor) -> None:
         """Reset worlds ``env_ids`` (MuJoCo Warp ``reset_data`` by mask), set their state and targets."""
         if env_ids.numel() == 0:
             return
@@ -140,7 +140,7 @@ class MujocoWarpBackend:
     _PER_WORLD_FIELDS = ("actuator_gainprm", "actuator_biasprm", "body_mass", "body_inertia", "body_subtreemass",
                          "body_invweight0", "dof_invweight0", "actuator_acc0")
 
-    def set_dynamics_scales(self, env_ids: torch.Tensor, kp_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
+    def set_dynamics_scales(self, env_ids: torch.Tensor, pd_gain_scale: torch.Tensor, mass_scale: torch.Tensor) -> None:
         """Per-env PD gains and link masses (:class:`~dofbot_rl.physics.base.SupportsDynamicsScales`).
 
         The first call re-creates the device model with per-world ``actuator_gainprm`` /
@@ -151,7 +151,7 @@ class MujocoWarpBackend:
         the device (no host sync) and runs MuJoCo Warp's ``set_const`` for the masses.
 
         Args:
-            env_ids: ``(n,)`` int64. kp_scale: ``(n, 6)`` > 0. mass_scale: ``(n,)`` > 0.
+            env_ids: ``(n,)`` int64. pd_gain_scale: ``(n, 6)`` > 0. mass_scale: ``(n,)`` > 0.
         """
         if env_ids.numel() == 0:
             return
@@ -169,7 +169,7 @@ class MujocoWarpBackend:
             self._nominal = {name: view[:1].clone() for name, view in self._scaled_fields.items()}
         f, nom, n = self._scaled_fields, self._nominal, self.num_dof
         ids = env_ids.to(self.device)
-        kp = kp_scale.to(self.device, torch.float32)
+        kp = pd_gain_scale.to(self.device, torch.float32)
         mass = mass_scale.to(self.device, torch.float32)
         f["actuator_gainprm"][ids, :n, 0] = nom["actuator_gainprm"][:, :n, 0] * kp
         f["actuator_biasprm"][ids, :n, 1] = nom["actuator_biasprm"][:, :n, 1] * kp

@@ -110,7 +110,7 @@ class Sim2RealLink:
             env_id = selected_env()
             env_id = 0 if env_id is None else env_id
             if self.mode == "goal":
-                goal = task.goal_pos[env_id].tolist()
+                goal = task.goal_pos_env[env_id].tolist()
                 if goal != self._goal_sent:
                     self.client.send_goal(goal)
                     self._goal_sent = goal

@@ -323,8 +323,8 @@ class Studio:
             for handle, (pos, wxyz) in zip(self._links, poses):
                 handle.batched_positions = pos
                 handle.batched_wxyzs = wxyz
-            self._markers["goal"].batched_positions = (origins + task.goal_pos.detach().cpu().numpy()).astype(np.float32)
-            self._markers["tip"].batched_positions = (origins + task.tip_pos.detach().cpu().numpy()).astype(np.float32)
+            self._markers["goal"].batched_positions = (origins + task.goal_pos_env.detach().cpu().numpy()).astype(np.float32)
+            self._markers["tip"].batched_positions = (origins + task.tip_pos_env.detach().cpu().numpy()).astype(np.float32)
             if selected is not None and selected < task.num_envs:  # an orange shell around the selected robot
                 for halo, (pos, wxyz) in zip(self._halos, poses):
                     halo.batched_positions, halo.batched_wxyzs = pos[selected:selected + 1], wxyz[selected:selected + 1]

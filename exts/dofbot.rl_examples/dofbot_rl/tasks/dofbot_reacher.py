@@ -53,14 +53,14 @@ class DofbotReacher:
         ``obs_buf`` (num_envs, 29); ``rew_buf`` (num_envs,); ``reset_buf`` (num_envs,) int64,
         1 where the episode ended this step; ``progress_buf`` (num_envs,) control steps
         into the episode; ``successes`` (num_envs,) goals reached this episode;
-        ``goal_pos`` (num_envs, 3) m, env frame; ``goal_rot`` (num_envs, 4);
+        ``goal_pos_env`` (num_envs, 3) m, env frame; ``goal_rot`` (num_envs, 4);
         ``actions`` (num_envs, 6) the last applied actions; ``commanded_targets``
         (num_envs, 6) rad, the joint targets the actions (or teleop) asked for this step;
         ``joint_pos_targets`` (num_envs, 6) rad, the targets sent to the simulator this step
         (``commanded_targets`` delayed by ``action_latency_steps`` and slew-limited by
         ``servo_move_time_s``; equal to them when both are off); ``pd_gain_scale``
         (num_envs, 6) and ``link_mass_scale`` (num_envs,), the dynamics scales of the
-        current episode (ones unless randomised); ``tip_pos`` (num_envs, 3) m; ``ee_pose``
+        current episode (ones unless randomised); ``tip_pos_env`` (num_envs, 3) m; ``ee_pose``
         (num_envs, 7) m + quat (w, x, y, z). All are updated in place by ``step``.
 
     Args:
@@ -109,12 +109,12 @@ class DofbotReacher:
         self.progress_buf = torch.zeros(n, dtype=torch.long, device=d)
         self.successes = torch.zeros(n, device=d)
         self.goal_age = torch.zeros(n, dtype=torch.long, device=d)
-        self.goal_pos = torch.zeros(n, 3, device=d)
+        self.goal_pos_env = torch.zeros(n, 3, device=d)
         self.goal_rot = torch.zeros(n, 4, device=d)
         self.goal_rot[:, 0] = 1.0
         self.actions = torch.zeros(n, NUM_ACTIONS, device=d)
         self.joint_pos_targets = torch.zeros(n, robot.NUM_DOF, device=d)
-        self.tip_pos = torch.zeros(n, 3, device=d)
+        self.tip_pos_env = torch.zeros(n, 3, device=d)
         self.ee_pose = torch.zeros(n, 7, device=d)
         self.goal_distance = torch.zeros(n, device=d)
         self.episode_sums: Dict[str, torch.Tensor] = {
@@ -223,7 +223,7 @@ class DofbotReacher:
         self._refresh()
         rc = self.cfg.reward
         reward, terms, distance = rm.compute_reward(
-            self.tip_pos, self.goal_pos, self.actions, rc.dist_scale, rc.action_penalty_scale,
+            self.tip_pos_env, self.goal_pos_env, self.actions, rc.dist_scale, rc.action_penalty_scale,
             rc.reach_goal_bonus, self.cfg.success_tolerance)
         self.rew_buf.copy_(reward)
         self.goal_distance.copy_(distance)
@@ -278,7 +278,7 @@ class DofbotReacher:
         dof_pos = torch.maximum(torch.minimum(dof_pos, self.dof_upper), self.dof_lower)
         if self._randomize_dynamics:
             self._draw_dynamics_scales(env_ids)
-        self.physics.reset(env_ids, dof_pos, torch.zeros_like(dof_pos))
+        self.physics.write_joint_state(env_ids, dof_pos, torch.zeros_like(dof_pos))
         self.joint_pos_targets[env_ids] = dof_pos
         self.commanded_targets[env_ids] = dof_pos
         if self._target_delay is not None:
@@ -370,11 +370,11 @@ class DofbotReacher:
         """Draw PD gain scales ``(n, 6)`` and link mass scales ``(n,)`` for ``env_ids`` and give them to the physics."""
         n = env_ids.numel()
         (g_lo, g_hi), (m_lo, m_hi) = self._gain_range, self._mass_range
-        kp_scale = g_lo + (g_hi - g_lo) * torch.rand(n, robot.NUM_DOF, device=self.device)
+        pd_gain_scale = g_lo + (g_hi - g_lo) * torch.rand(n, robot.NUM_DOF, device=self.device)
         mass_scale = m_lo + (m_hi - m_lo) * torch.rand(n, device=self.device)
-        self.pd_gain_scale[env_ids] = kp_scale
+        self.pd_gain_scale[env_ids] = pd_gain_scale
         self.link_mass_scale[env_ids] = mass_scale
-        self.physics.set_dynamics_scales(env_ids, kp_scale, mass_scale)
+        self.physics.set_dynamics_scales(env_ids, pd_gain_scale, mass_scale)
 
     def _schedule_timeout_check(self) -> None:
         """Host-side count of control steps until the first env can time out (one sync, at resets only)."""
@@ -394,14 +394,14 @@ class DofbotReacher:
         g = self.cfg.goal
         pos = rm.sample_goal_positions(self.num_envs, g.xy_min, g.xy_max, g.z_min, g.z_max, self.device)
         rot = rm.sample_goal_rotations(self.num_envs, self.device)
-        self.goal_pos.copy_(torch.where(mask[:, None], pos, self.goal_pos))
+        self.goal_pos_env.copy_(torch.where(mask[:, None], pos, self.goal_pos_env))
         self.goal_rot.copy_(torch.where(mask[:, None], rot, self.goal_rot))
         self.goal_age.masked_fill_(mask, 0)
 
     def _reset_goals(self, env_ids: torch.Tensor) -> None:
         g = self.cfg.goal
         n = env_ids.numel()
-        self.goal_pos[env_ids] = rm.sample_goal_positions(n, g.xy_min, g.xy_max, g.z_min, g.z_max, self.device)
+        self.goal_pos_env[env_ids] = rm.sample_goal_positions(n, g.xy_min, g.xy_max, g.z_min, g.z_max, self.device)
         self.goal_rot[env_ids] = rm.sample_goal_rotations(n, self.device)
         self.goal_age[env_ids] = 0
 
@@ -409,13 +409,13 @@ class DofbotReacher:
         self.dof_pos = self.physics.dof_pos
         self.dof_vel = self.physics.dof_vel
         self.ee_pose.copy_(self.physics.ee_pose)
-        self.tip_pos.copy_(rm.tip_positions(self.ee_pose, self.tip_offset_ee))
+        self.tip_pos_env.copy_(rm.tip_positions(self.ee_pose, self.tip_offset_ee))
 
     def _write_observations(self) -> None:
         self.obs_buf.copy_(self._observations())
 
     def _observations(self) -> torch.Tensor:
-        obs = rm.compute_observations(self.dof_pos, self.dof_vel, self.goal_pos, self.goal_rot, self.ee_pose[:, 3:7],
+        obs = rm.compute_observations(self.dof_pos, self.dof_vel, self.goal_pos_env, self.goal_rot, self.ee_pose[:, 3:7],
                                       self.actions, self.dof_lower, self.dof_upper, self.cfg.dof_vel_scale)
         if self.obs_noise_std > 0:
             obs = rm.add_joint_observation_noise(obs, self.obs_noise_std)

@@ -140,7 +140,7 @@ class TestIsaacBackendSeam(omni.kit.test.AsyncTestCase):
         self.assertEqual(tuple(p.env_origins.shape), (NUM_ENVS, 3))
         ids = torch.arange(NUM_ENVS, device=p.device)
         q = torch.tensor([0.3, 0.2, -0.3, 0.4, -0.2, 0.0], device=p.device).repeat(NUM_ENVS, 1)
-        p.reset(ids, q, torch.zeros_like(q))
+        p.write_joint_state(ids, q, torch.zeros_like(q))
         p.step(1)
         self.assertLess(float((p.dof_pos - q).abs().max()), 2e-2)
         # PD targets are tracked

@@ -67,13 +67,13 @@ class _SceneCase(omni.kit.test.AsyncTestCase):
 
         task = self.model.session.task
         self.physics.step(1)
-        self.physics.update_markers(task.goal_pos, task.tip_pos)
+        self.physics.update_markers(task.goal_pos_env, task.tip_pos_env)
         positions = np.array(self._instancer().GetPositionsAttr().Get())
         origins = self.physics.env_origins.cpu().numpy()
         n = self.num_envs
         self.assertEqual(positions.shape, (2 * n, 3))
-        np.testing.assert_allclose(positions[:n], task.goal_pos.cpu().numpy() + origins, atol=1e-5)
-        np.testing.assert_allclose(positions[n:], task.tip_pos.cpu().numpy() + origins, atol=1e-5)
+        np.testing.assert_allclose(positions[:n], task.goal_pos_env.cpu().numpy() + origins, atol=1e-5)
+        np.testing.assert_allclose(positions[n:], task.tip_pos_env.cpu().numpy() + origins, atol=1e-5)
         self.assertEqual(self._instancer().ComputeVisibility(), UsdGeom.Tokens.inherited)
 
 
