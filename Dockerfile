@@ -11,11 +11,9 @@ FROM ${BASE}
 
 # torch to install when the base has none, and an extra index to take it from. PyPI's
 # torch==2.13.0 is the CUDA build (~4 GB of wheels); a CPU-only image takes
-# TORCH_INDEX=https://download.pytorch.org/whl/cpu (docs/containers.md, "Slimming").
+# TORCH_INDEX=https://download.pytorch.org/whl/cpu (docs/containers.md, "Size, and how to slim it").
 ARG TORCH_SPEC="torch==2.13.0"
 ARG TORCH_INDEX=""
-# the project's extras: gpu = MuJoCo Warp + warp-lang (sim_device=cuda:N); "" for MuJoCo C only
-ARG EXTRAS=gpu
 
 # Any user id can run the image (docker run --user "$(id -u):$(id -g)"): HOME is /tmp,
 # every cache (warp kernels, matplotlib) lives under the /cache volume.
@@ -37,7 +35,10 @@ RUN python3 -m venv --system-site-packages /opt/venv \
         pip install ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} "$TORCH_SPEC"; \
     fi
 
-# The project (config/ and data/ are read from this folder at run time).
+# The project (config/ and data/ are read from this folder at run time) and its extras:
+# gpu = MuJoCo Warp + warp-lang (sim_device=cuda:N), export = onnx + onnxruntime
+# (dofbot-rl export format=onnx); "export" alone for a CPU-only image.
+ARG EXTRAS=gpu,export
 COPY pyproject.toml README.md /opt/dofbot-rl/
 COPY config /opt/dofbot-rl/config
 COPY data /opt/dofbot-rl/data

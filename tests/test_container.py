@@ -2,8 +2,8 @@
 
 The base is plain Debian made here from the Debian mirror (``mmdebstrap ... | podman import``),
 so it has no torch and the Dockerfile installs ``TORCH_SPEC`` itself. The container trains
-3 epochs and plays the checkpoint as an unprivileged user with ``runs/`` mounted from the
-host; the test checks both final lines and that every file the container wrote is in the
+3 epochs, plays and exports the checkpoint as an unprivileged user with ``runs/`` mounted from the
+host; the test checks the final lines and that every file the container wrote is in the
 mounted folder and belongs to that user.
 
 Slow (minutes: the first run also makes the base and installs torch in the image); skipped
@@ -20,7 +20,8 @@ Host workarounds live here, not in the Dockerfile:
   shows are written to a temporary ``pip.conf`` mounted at ``/etc/pip.conf`` for the build,
   and the local files and folders it names (the folder holding the CPU torch wheel, local
   indexes, the CA bundle) are mounted read-only at the same paths. Build-time mounts are not
-  part of any layer: nothing of the host's configuration lands in the image (checked).
+  part of any layer: nothing of the host's configuration lands in the image (checked; podman
+  leaves the empty mount-point file ``/etc/pip.conf`` behind).
 """
 
 import os
@@ -47,6 +48,7 @@ ULIMITS = ["--ulimit", "nofile=20000:20000", "--ulimit", "nproc=32768:32768"]
 PIP_PATH_KEYS = ("find-links", "index-url", "extra-index-url", "cert", "client-cert", "constraint")
 TRAIN_LINE = re.compile(r"^checkpoint=(\S+) goals_per_episode=(\S+) success_rate=(\S+) epochs=3$")
 PLAY_LINE = re.compile(r"^success_rate=([0-9.]+) goals_per_episode=([0-9.]+) episodes=(\d+)$")
+EXPORT_LINE = re.compile(r"^max_abs_diff=\S+ samples=1000 formats=\S*onnx\S*$")
 
 
 def podman(*args, timeout=3600, check=True, **kwargs):
@@ -134,6 +136,7 @@ def test_image_trains_and_plays_as_host_user(image, tmp_path):
         print(f"\ntrain in the container: {time.monotonic() - start:.0f} s; {train.stdout.strip().splitlines()[-1]}")
         play = run_in_image(image, runs, "play", "num_envs=64", "episodes=64")
         print(f"play in the container: {play.stdout.strip().splitlines()[-1]}")
+        exported = run_in_image(image, runs, "export", "format=all", "verify=True", "samples=1000")
     finally:
         podman("volume", "rm", "-f", CACHE_VOLUME, check=False)
 
@@ -148,6 +151,9 @@ def test_image_trains_and_plays_as_host_user(image, tmp_path):
     match = PLAY_LINE.match(play.stdout.strip().splitlines()[-1])
     assert match, play.stdout
     assert 0.0 <= float(match.group(1)) <= 1.0 and int(match.group(3)) >= 64
+
+    assert EXPORT_LINE.match(exported.stdout.strip().splitlines()[-1]), exported.stdout
+    assert {p.name for p in (runs / "DofbotReacher" / "export").iterdir()} >= {"policy.onnx", "policy.npz"}
 
     written = list(runs.rglob("*"))
     assert written and all(path.stat().st_uid == uid for path in written), [
