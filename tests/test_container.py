@@ -3,8 +3,9 @@
 The base is plain Debian made here from the Debian mirror (``mmdebstrap ... | podman import``),
 so it has no torch and the Dockerfile installs ``TORCH_SPEC`` itself. The container trains
 3 epochs, plays and exports the checkpoint as an unprivileged user with ``runs/`` mounted from the
-host; the test checks the final lines and that every file the container wrote is in the
-mounted folder and belongs to that user.
+host; the test checks the final lines, that every file the container wrote is in the
+mounted folder and belongs to that user, and that the named cache volume took that user's
+caches.
 
 Slow (minutes: the first run also makes the base and installs torch in the image); skipped
 without podman or mmdebstrap. Not in the default selection. One command (docs/containers.md)::
@@ -13,7 +14,7 @@ without podman or mmdebstrap. Not in the default selection. One command (docs/co
 
 Host workarounds live here, not in the Dockerfile:
 
-- ``--runtime runc``: crun refuses this host's cgroup layout;
+- ``--runtime runc``: crun refuses this host's hybrid cgroup layout;
 - ``--ulimit nofile=20000:20000 --ulimit nproc=32768:32768``: the OCI defaults exceed what
   this host lets a container set;
 - pip inside the build uses the host's pip configuration: the settings ``pip config list``
@@ -137,6 +138,8 @@ def test_image_trains_and_plays_as_host_user(image, tmp_path):
         play = run_in_image(image, runs, "play", "num_envs=64", "episodes=64")
         print(f"play in the container: {play.stdout.strip().splitlines()[-1]}")
         exported = run_in_image(image, runs, "export", "format=all", "verify=True", "samples=1000")
+        cache_owner = podman("run", "--rm", *ULIMITS, "-v", f"{CACHE_VOLUME}:/cache", "--entrypoint", "stat", image,
+                             "-c", "%u", "/cache/matplotlib").stdout.strip()
     finally:
         podman("volume", "rm", "-f", CACHE_VOLUME, check=False)
 
@@ -154,6 +157,8 @@ def test_image_trains_and_plays_as_host_user(image, tmp_path):
 
     assert EXPORT_LINE.match(exported.stdout.strip().splitlines()[-1]), exported.stdout
     assert {p.name for p in (runs / "DofbotReacher" / "export").iterdir()} >= {"policy.onnx", "policy.npz"}
+
+    assert cache_owner == str(uid)  # the named cache volume is writable by the host user
 
     written = list(runs.rglob("*"))
     assert written and all(path.stat().st_uid == uid for path in written), [
