@@ -56,8 +56,92 @@ def _python36():
     return None
 
 
+# The evaluation harness: goals counted like the task's (not part of the robot's runtime).
+
+
+def sample_goal_position(rng, goal_region):
+    """One goal (m) like ``reacher_math.sample_goal_positions``: ``|x|, |y|`` in [xy_min, xy_max], z in [z_min, z_max]."""
+    xy_min, xy_max, z_min, z_max = goal_region
+    u = [rng.uniform(-1.0, 1.0) for _ in range(3)]
+    sign = [1.0 if v > 0 else (-1.0 if v < 0 else 0.0) for v in u]
+    return [(xy_max - xy_min) * u[0] + xy_min * sign[0], (xy_max - xy_min) * u[1] + xy_min * sign[1],
+            (z_max - z_min) * abs(u[2]) + z_min]
+
+
+def sample_goal_rotation(rng):
+    """A goal quaternion like ``reacher_math.sample_goal_rotations``: about x, then about y, by ``pi U(-1, 1)``."""
+    ax, ay = math.pi * rng.uniform(-1.0, 1.0), math.pi * rng.uniform(-1.0, 1.0)
+    # q_x(ax) * q_y(ay), (w, x, y, z)
+    cx, sx, cy, sy = math.cos(0.5 * ax), math.sin(0.5 * ax), math.cos(0.5 * ay), math.sin(0.5 * ay)
+    return [cx * cy, sx * cy, cx * sy, sx * sy]
+
+
+class GoalEpisodes(object):
+    """Counts goals the way the task does, for runs against the (simulated) arm.
+
+    Episodes last ``episode_s``; a goal is reached when the fingertip (forward
+    kinematics of the read-back) is within ``tolerance`` m, and then re-sampled; at an
+    episode's end the goal in progress counts as missed if it was up ``window_s`` or
+    longer, else it is not counted (the task's ``goals_counted``).
+
+    The goal target (``on_tick``'s second argument) has ``set_goal(pos, quat)``,
+    ``goal_pos`` and ``fingertip`` (m, base frame, None before a read-back).
+
+    Args:
+        rng: ``random.Random``. goal_region: (xy_min, xy_max, z_min, z_max) m.
+        episodes: episodes to run. episode_s, window_s (s), tolerance (m).
+        random_rot: sample goal quaternions like the task (else identity).
+    """
+
+    def __init__(self, rng, goal_region, episodes, episode_s, window_s, tolerance, random_rot=False):
+        self.rng, self.goal_region, self.random_rot = rng, goal_region, random_rot
+        self.episodes_total, self.episode_s, self.window_s, self.tolerance = episodes, episode_s, window_s, tolerance
+        self.episodes = 0
+        self.goals_reached = 0
+        self.goals_counted = 0
+        self.episode_start = None
+        self.goal_start = None
+
+    def _new_goal(self, onboard, now):
+        rot = sample_goal_rotation(self.rng) if self.random_rot else None
+        onboard.set_goal(sample_goal_position(self.rng, self.goal_region), rot)
+        self.goal_start = now
+
+    def on_tick(self, now, onboard):
+        """Call every control tick with the time (s) and the goal target; returns True when all episodes are done."""
+        if self.episode_start is None:
+            self.episode_start = now
+            self._new_goal(onboard, now)
+            return False
+        tip = onboard.fingertip
+        if tip is not None and math.sqrt(sum((a - b) ** 2 for a, b in zip(tip, onboard.goal_pos))) <= self.tolerance:
+            self.goals_reached += 1
+            self.goals_counted += 1
+            self._new_goal(onboard, now)
+        if now - self.episode_start >= self.episode_s:
+            if now - self.goal_start >= self.window_s:
+                self.goals_counted += 1
+            self.episodes += 1
+            if self.episodes >= self.episodes_total:
+                return True
+            self.episode_start = now
+            self._new_goal(onboard, now)
+        return False
+
+    @property
+    def success_rate(self):
+        """Goals reached / goals counted (NaN when none counted)."""
+        return self.goals_reached / self.goals_counted if self.goals_counted else float("nan")
+
+    def summary(self):
+        """A dict of the figures."""
+        return {"success_rate": self.success_rate, "goals_reached": self.goals_reached,
+                "goals_counted": self.goals_counted, "episodes": self.episodes,
+                "goals_per_episode": self.goals_reached / self.episodes if self.episodes else float("nan")}
+
+
 class ClientGoals:
-    """What ``onboard.GoalEpisodes`` counts with, seen from the client side of the link.
+    """What :class:`GoalEpisodes` counts with, seen from the client side of the link.
 
     ``set_goal`` sends a GOAL frame; ``fingertip`` is the forward kinematics of the latest
     read-back in the server's ACKs (a failed read keeps that joint's last value).
@@ -93,7 +177,6 @@ def run_onboard(npz, python, extra_path, episodes, goal_rot, seed, move_ms, log_
     from dofbot_rl.sim2real.bundle import build_server_zipapp
     from dofbot_rl.sim2real.client import Sim2RealClient
     from dofbot_rl.sim2real.npz_policy import NumpyPolicy
-    from dofbot_rl.sim2real.onboard import GoalEpisodes
 
     meta = NumpyPolicy.from_npz(npz).meta
     bundle = build_server_zipapp(str(Path(log_path).with_name("dofbot_server.pyz")))

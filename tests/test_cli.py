@@ -24,14 +24,47 @@ def in_tmp(tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "foo=1"], "Could not override 'foo'"),
+    (["train", "foo=1"], "unknown key 'foo'"),
     (["train", "num_envs=0"], "num_envs must be > 0"),
     (["train", "num_envs=many"], "num_envs"),
     (["train", "task.env.episode_length=-5"], "episode_length must be > 1"),
-    (["train", "task=Nope"], "task/Nope"),
+    (["train", "task=Nope"], "unknown task 'Nope': expected one of DofbotReacher"),
     (["play", "checkpoint=missing.pth"], "checkpoint not found"),
     (["bench", "sizes=0"], "sizes must be positive"),
     (["frobnicate"], "unknown command"),
+    # issue 18 item 16: every value checked for finiteness and range at load, names plain, typos named
+    (["train", "seed=-1"], "seed must be in 0..4294967295, got -1"),
+    (["train", "seed=99999999999"], "seed must be in 0..4294967295"),
+    (["train", "dof_vel_scale=nan"], "unknown key 'dof_vel_scale' (did you mean task.env.dof_vel_scale?)"),
+    (["train", "task.env.dof_vel_scale=nan"], "task.env.dof_vel_scale=nan must be a finite number"),
+    (["train", "train.params.config.num_minibatches=0"], "num_minibatches must be an integer >= 1, got 0"),
+    (["train", "train.params.config.horizon_length=0"], "horizon_length must be an integer >= 1, got 0"),
+    (["train", "train.params.config.learning_rate=nan"], "train.params.config.learning_rate=nan must be a finite"),
+    (["train", "learning_rate=1e-3"], "did you mean train.params.config.learning_rate?"),
+    (["train", "task.sim.model=/etc/passwd"], "task.sim.model: /etc/passwd is not a MuJoCo MJCF file"),
+    (["train", "task.sim.model=nowhere.xml"], "task.sim.model: no robot model file at nowhere.xml"),
+    (["play", "sim2real.enabled=True", "sim2real.token_file=missing.token"], "sim2real.token_file: no such file"),
+    (["train", "task.sim.dt=inf"], "task.sim.dt=inf must be a finite number"),
+    (["train", "task.env.goal.xy_max=inf"], "task.env.goal.xy_max=inf must be a finite number"),
+    (["train", "experiment=.."], "experiment must be a plain name"),
+    (["train", "experiment=a/b"], "experiment must be a plain name"),
+    (["train", "experiment= "], "experiment must be a plain name"),
+    (["train", "num_env=4"], "unknown key 'num_env' (did you mean num_envs?)"),
+    (["play", "sim2real.fail_quietely=True"], "did you mean sim2real.fail_quietly?"),
+    (["play", "sim2real.port=70000"], "sim2real.port must be in 1..65535"),
+    (["play", "sim2real.rate_hz=inf"], "sim2real.rate_hz=inf must be a finite number"),
+    (["play", "sim2real.enabled=True", "sim2real.mode=real2sim", "num_envs=1"], "num_envs must be >= 2"),
+    (["train", "format=onnx"], "did you mean export.format?"),
+    (["bench", "seconds=nan"], "bench.seconds=nan must be a finite number"),
+    (["bench", "train_epochs=-1"], "bench.train_epochs must be >= 0"),
+    (["export", "format=tflite"], "format=tflite is unknown"),
+    (["export", "samples=0"], "samples=0 must be >= 1"),
+    (["export", "verify=maybe"], "export.verify=maybe"),
+    (["bundle-server", "."], "is a directory"),
+    (["bundle-server", "nowhere/x.pyz"], "no directory nowhere"),
+    (["train", "checkpoint=last"], "checkpoint=last: no checkpoint in runs/DofbotReacher/nn yet"),
+    (["play", "checkpoint=."], "is a directory: pass a .pth file"),
+    (["assets", "x=1"], "usage: dofbot-rl assets"),
 ])
 def test_bad_input_gives_one_error_line_and_writes_nothing(capsys, in_tmp, args, message):
     code, out, err = run_cli(capsys, *args)
@@ -45,7 +78,7 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(capsys, in_tmp, args,
 def test_foreign_and_mismatched_checkpoints_are_refused(capsys, in_tmp, tiny_run):
     (in_tmp / "notes.pth").write_text("not a checkpoint")
     code, _, err = run_cli(capsys, "play", "checkpoint=notes.pth")
-    assert code == 2 and "not a loadable rl_games checkpoint" in err
+    assert code == 2 and "not a loadable rl_games checkpoint: it is not a torch checkpoint file (16 bytes" in err
 
     torch.save({"weights": torch.zeros(3)}, in_tmp / "foreign.pth")
     code, _, err = run_cli(capsys, "play", "checkpoint=foreign.pth")
@@ -58,6 +91,19 @@ def test_foreign_and_mismatched_checkpoints_are_refused(capsys, in_tmp, tiny_run
     code, _, err = run_cli(capsys, "train", "checkpoint=urdf27.pth", "max_iterations=1", "num_envs=8")
     assert code == 2 and "trained for 27 observations / 6 actions, the task has 29 / 6" in err
     assert not (in_tmp / "runs").exists()
+
+    # issue 18 item 3: truncated file, and a network that differs from the config: one line, nothing written
+    (in_tmp / "cut.pth").write_bytes(checkpoint.read_bytes()[:3000])
+    code, _, err = run_cli(capsys, "play", "checkpoint=cut.pth")
+    assert code == 2 and "cut.pth is not a loadable rl_games checkpoint: it is truncated or damaged (3000 bytes" in err, err
+    for command in ("train", "play"):
+        code, _, err = run_cli(capsys, command, f"checkpoint={checkpoint}", "train.params.network.mlp.units=[128,128]",
+                               "max_iterations=1", "num_envs=8", "episodes=8")
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1, err
+        assert "has an MLP of [64, 64] units, the config asks for [128, 128]" in lines[0]
+        assert "'train.params.network.mlp.units=[64,64]'" in lines[0]
+        assert not (in_tmp / "runs").exists()
 
 
 def test_play_ends_with_the_machine_readable_line(capsys, tiny_run):
@@ -81,3 +127,51 @@ def test_console_script_is_installed_and_fails_cleanly(in_tmp):
                           text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.strip() == "dofbot-rl: error: num_envs must be > 0, got -1"
+
+
+def test_serve_port_in_use_is_one_line_naming_the_port(in_tmp):
+    """issue 18 item 7: `serve` logs each line once (not through two handlers), and names the busy port."""
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        port = busy.getsockname()[1]
+        proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "serve", "--host", "127.0.0.1", "--port",
+                               str(port)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if "cannot start" in line]
+    assert len(lines) == 1, proc.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in lines[0]
+
+
+def test_bundle_server_default_goes_to_runs(capsys, in_tmp):
+    code, out, _ = run_cli(capsys, "bundle-server")
+    assert code == 0 and (in_tmp / "runs" / "dofbot_server.pyz").is_file()
+    assert "runs/dofbot_server.pyz" in out
+
+
+def test_help_is_generated_for_every_command(capsys):
+    code, out, _ = run_cli(capsys, "--help")
+    assert code == 0 and "train" in out and "bundle-server" in out and ":class:" not in out and "``" not in out
+    for command in ("train", "play", "export", "bench", "bundle-server", "assets"):
+        code, out, err = run_cli(capsys, command, "--help")
+        assert code == 0 and out.startswith(f"usage: dofbot-rl {command}"), err
+        assert "``" not in out and ":class:" not in out
+    _, out, _ = run_cli(capsys, "train", "--help")
+    assert "num_envs=null" in out and "robots simulated in parallel" in out and "checkpoint=" in out
+    _, out, _ = run_cli(capsys, "export", "--help")
+    assert "format=all" in out and "verify=True" in out
+    _, out, _ = run_cli(capsys, "bench", "--help")
+    assert "sizes=" in out and "train_epochs=0" in out
+    _, out, _ = run_cli(capsys, "play", "--help")
+    assert "sim2real.host=127.0.0.1" in out and "episodes=20" in out and "teleop=False" in out
+
+
+def test_checkpoint_last_resolves_the_experiments_newest(capsys, caplog, tiny_run):
+    cfg, checkpoint = tiny_run
+    caplog.set_level("INFO", logger="dofbot_rl")
+    code, out, err = run_cli(capsys, "play", "checkpoint=last", f"train_dir={cfg.train_dir}",
+                             f"experiment={cfg.experiment}", "num_envs=8", "episodes=8")
+    assert code == 0, err
+    assert f"playing {checkpoint}" in caplog.text and out.strip().splitlines()[-1].endswith("episodes=8")

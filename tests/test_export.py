@@ -310,17 +310,18 @@ def test_velocity_estimator_tracks_a_ramp():
 
 def test_policy_loop_drives_the_simulated_arm_through_the_safety_layer(exported):
     from dofbot_rl.sim2real.arms import SimulatedArm
-    from dofbot_rl.sim2real.server import ArmController
+    from dofbot_rl.sim2real.policy_mode import PolicyRunner
+    from dofbot_rl.sim2real.safety import ArmController
 
     arm = SimulatedArm(read_latency_ms=1.0, read_failure_prob=0.1, seed=1)
     arm_ctrl = ArmController(arm, max_step_deg=5.0, max_rate_hz=60.0, readback_hz=30.0)
-    onboard = ob.OnboardController(NumpyPolicy.from_npz(exported.files["npz"]), goal=(0.15, 0.15, 0.3))
+    onboard = ob.OnboardController(NumpyPolicy.from_npz(exported.files["npz"]))
     stop = threading.Event()
     thread = threading.Thread(target=arm_ctrl.run, args=(stop,), daemon=True)
     thread.start()
     t_end = time.monotonic() + 0.5
     try:
-        ticks = ob.run_policy_loop(onboard, arm_ctrl, stop, move_ms=50, on_tick=lambda now, _: now >= t_end)
+        ticks = PolicyRunner(onboard, arm_ctrl, move_ms=50, goal=(0.15, 0.15, 0.3)).run(stop, on_tick=lambda now: now >= t_end)
     finally:
         stop.set()
         thread.join(5.0)
@@ -332,13 +333,58 @@ def test_policy_loop_drives_the_simulated_arm_through_the_safety_layer(exported)
     assert onboard.fingertip is not None
 
 
-def test_goal_sampling_matches_the_task_region():
-    import random
+# ----------------------------------------------------------------------------------
+# Issue 18: items 1, 2, 7 (policy.json, rl_games prints), 18
+# ----------------------------------------------------------------------------------
+def test_onnx_without_the_extra_is_one_line_and_writes_nothing(trained, tmp_path, monkeypatch, capsys):
+    import importlib.util
 
-    rng = random.Random(0)
-    goals = np.array([ob.sample_goal_position(rng, (0.15, 0.20, 0.15, 0.35)) for _ in range(2000)])
-    assert np.all((np.abs(goals[:, :2]) >= 0.15 - 1e-9) & (np.abs(goals[:, :2]) <= 0.20 + 1e-9))
-    assert np.all((goals[:, 2] >= 0.15) & (goals[:, 2] <= 0.35))
-    assert (goals[:, 0] > 0).mean() == pytest.approx(0.5, abs=0.05)
-    rot = np.array([ob.sample_goal_rotation(rng) for _ in range(100)])
-    np.testing.assert_allclose(np.linalg.norm(rot, axis=1), 1.0, atol=1e-12)
+    _, checkpoint = trained
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnx" else real(name, *a))
+    out = tmp_path / "export"
+    err = _cli_error([f"checkpoint={checkpoint}", "format=onnx", f"output={out}"], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "needs the onnx package" in lines[0] and "'.[export]'" in lines[0], err
+    assert not out.exists()
+
+
+def test_unwritable_output_is_one_line(trained, tmp_path, capsys):
+    _, checkpoint = trained
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("x")
+    for output in (a_file / "sub", "/proc/dofbot_rl_export"):
+        err = _cli_error([f"checkpoint={checkpoint}", "format=npz", f"output={output}", "verify=False"], capsys)
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert len(lines) == 1 and "cannot be created" in lines[0] and str(output) in lines[0], err
+
+
+def test_separate_exports_into_one_folder_add_up_in_policy_json(trained, tmp_path):
+    cfg, checkpoint = trained
+    ex.export(checkpoint, "npz", tmp_path, cfg)
+    result = ex.export(checkpoint, "torchscript", tmp_path, cfg)
+    meta = json.loads(result.sidecar.read_text())
+    assert set(meta["files"]) == {"npz", "torchscript"}
+    (tmp_path / "policy.npz").write_bytes(b"changed")  # a file that no longer matches is not listed
+    meta = json.loads(ex.export(checkpoint, "torchscript", tmp_path, cfg).sidecar.read_text())
+    assert set(meta["files"]) == {"torchscript"}
+
+
+def test_sidecar_holds_only_the_training_keys_the_policy_needs(trained, exported):
+    import os
+
+    meta = json.loads(exported.sidecar.read_text())
+    training = meta["training_config"]
+    assert set(training) == {"task", "train"} and set(training["train"]["params"]) == {"network"}
+    assert "num_envs" not in training["task"]["env"] and "teleop" not in training["task"]
+    text = exported.sidecar.read_text()
+    assert os.environ.get("PATH", "@none@") not in text and '"train_dir"' not in text
+
+
+def test_export_stdout_has_only_its_own_lines(trained, tmp_path, capsys):
+    cfg, checkpoint = trained
+    code = cli.main(["export", f"checkpoint={checkpoint}", "format=npz", f"output={tmp_path}", "samples=64",
+                     "num_envs=8"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert all(line.startswith(("wrote ", "max_abs_diff=")) for line in lines), lines  # no rl_games prints

@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 
@@ -27,7 +28,16 @@ def test_play_renders_a_rollout_gif(tmp_path):
     from PIL import Image
 
     gif = Image.open(tmp_path / "gif" / "rollout.gif")
-    assert gif.n_frames == 160 and gif.size == (320, 320)  # 8 s at 20 fps
+    assert gif.n_frames == 160 and gif.size == (480, 480)  # 8 s at 20 fps
+    first = np.asarray(gif.convert("RGB"))
+    assert first.mean() > 60, first.mean()  # lit, on a light backdrop (this frame averaged ~28 of 255 before)
+
+
+def test_side_azimuth_looks_past_the_arm():
+    from dofbot_rl.render import RolloutRecorder
+
+    assert RolloutRecorder.side_azimuth((0.2, 0.0)) == pytest.approx(90.0)
+    assert RolloutRecorder.side_azimuth((0.0, 0.2)) == pytest.approx(180.0)
 
 
 def test_a_broken_opengl_stops_no_command_but_render(tmp_path):

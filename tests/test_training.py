@@ -2,13 +2,16 @@
 
 import json
 import math
+import os
+import shutil
 import threading
+import time
 
 import pytest
 import torch
 
 from dofbot_rl.config import load_config
-from dofbot_rl.rl.checkpoints import load_checkpoint, validate_for_task
+from dofbot_rl.rl.checkpoints import latest_checkpoint, load_checkpoint, validate_for_task
 from dofbot_rl.rl.play import evaluate
 from dofbot_rl.rl.trainer import Trainer
 
@@ -25,7 +28,7 @@ def test_short_training_writes_checkpoint_summaries_and_curve(tiny_run):
     assert all(math.isfinite(r["env_steps_per_s"]) for r in rows)
     assert (run_dir / "learning_curve.png").stat().st_size > 1000
     assert any((run_dir / "summaries").iterdir())
-    assert not list(run_dir.glob("nn/*.tmp"))  # atomic checkpoint writes
+    assert not list(run_dir.glob("nn/*.tmp")) and not list(run_dir.glob("nn/.*.tmp"))  # atomic checkpoint writes
 
 
 def test_checkpoint_plays_and_reports_goals(tiny_run):
@@ -36,13 +39,26 @@ def test_checkpoint_plays_and_reports_goals(tiny_run):
     assert result.summary_line().startswith("success_rate=")
 
 
-def test_resume_continues_from_the_checkpoint_epoch(tiny_run, tmp_path):
+def test_resume_trains_more_epochs_and_reports_its_own_checkpoint(tiny_run, tmp_path):
+    """Resume adds max_iterations epochs; the run's result is the file it wrote, not a higher
+    epoch already in the folder; leftover temporary files are removed."""
     _, checkpoint = tiny_run
-    cfg = load_config(["num_envs=64", "max_iterations=5", f"train_dir={tmp_path}", "experiment=resumed",
-                       f"checkpoint={checkpoint}", "sim_device=cpu"])
+    nn_dir = tmp_path / "resumed" / "nn"
+    nn_dir.mkdir(parents=True)
+    start = nn_dir / checkpoint.name.replace("tiny", "resumed")
+    shutil.copy(checkpoint, start)
+    stale = nn_dir / "last_resumed_ep_999_rew_50.0.pth"
+    shutil.copy(checkpoint, stale)
+    os.utime(stale, (time.time() - 3600,) * 2)
+    (nn_dir / ".last_resumed_ep_4.pth.x1y2.tmp").write_bytes(b"half a file")
+    cfg = load_config(["num_envs=64", "max_iterations=2", f"train_dir={tmp_path}", "experiment=resumed",
+                       f"checkpoint={start}", "sim_device=cpu"])
     result = Trainer(cfg).train()
-    assert [p.epoch for p in result.history] == [4, 5]
-    assert load_checkpoint(result.checkpoint)["epoch"] == 5
+    assert [p.epoch for p in result.history] == [4, 5]  # 3 + 2 more
+    assert result.history[-1].max_epochs == 5
+    assert result.checkpoint.name.startswith("last_resumed_ep_5_") and load_checkpoint(result.checkpoint)["epoch"] == 5
+    assert latest_checkpoint(tmp_path / "resumed") == result.checkpoint
+    assert stale.is_file() and not list(nn_dir.glob("*.tmp"))
 
 
 def test_stop_from_another_thread_leaves_a_checkpoint(tmp_path):

@@ -4,20 +4,24 @@ The test's main thread plays Kit's sim loop: it calls ``model.tick()`` once per
 "app update" while rl_games trains or plays on its worker thread.
 """
 
+import gc
+import re
 import time
+import weakref
 
 import pytest
 import torch
 
 from dofbot_rl.panel import DictStore, PanelModel, PanelState
 from dofbot_rl.panel.model import parse_max_iterations, parse_num_envs
+from dofbot_rl.rl.vecenv import registered_creator
 
 
 #: CPU, and episodes short enough that a 64-step epoch finishes some (mean reward known).
 CPU_SHORT = ["sim_device=cpu", "task.env.episode_length=40"]
 
 
-def _ticks_until(model, predicate, timeout_s=60.0):
+def _ticks_until(model, predicate, timeout_s=300.0):  # bounded; generous for busy CI machines
     deadline = time.monotonic() + timeout_s
     while not predicate():
         assert time.monotonic() < deadline, f"timed out in state {model.state}: {model.status}"
@@ -131,23 +135,77 @@ def test_load_train_test_stop(model, tmp_path):
     assert "Test stopped" in model.status.text
     assert errors == []
 
+    # finished runs let go of the scene: a rebuild frees the old physics backend and task
+    old_physics, old_task = weakref.ref(model.session.physics), weakref.ref(model.session.task)
+    assert model.session.run is None and registered_creator() is None
+    assert model.press("load")
+    gc.collect()
+    assert old_physics() is None and old_task() is None
 
-def test_stop_while_training_saves_and_resume_continues(store):
-    store.set("max_iterations", 30)
+
+def test_each_run_is_its_own_experiment_and_resume_adds_epochs(store):
+    """Run A finishes at epoch 2; run B, stopped at epoch 1, reports and selects its own checkpoint (not A's
+    higher epoch); Resume of B trains the requested epochs more as run C; Test plays the selected entry."""
     model = PanelModel(store, base_overrides=CPU_SHORT)
     try:
         model.press("load")
         model.press("train")
+        _ticks_until(model, lambda: model.state == PanelState.LOADED)
+        run_a, checkpoint_a = model.run_name, model.selected_checkpoint
+        assert re.fullmatch(r"DofbotReacher_\d{8}-\d{6}(_\d+)?", run_a)
+        assert checkpoint_a.parent.parent.name == run_a and model.catalogue.selected.epoch == 2
+
+        model.set_max_iterations("30")
+        model.press("train")
+        assert dict(model.figures.lines())["Run"] == model.run_name != run_a
         _ticks_until(model, lambda: model.session.run.env.steps >= 5)
         model.press("stop")
         assert model.state == PanelState.STOPPING and model.button("stop").label == "Force stop"
         _ticks_until(model, lambda: model.state == PanelState.LOADED)
-        assert "stopped at epoch 1" in model.status.text, model.status
-        assert model.catalogue.selected.epoch == 1
+        run_b = model.run_name
+        assert "stopped at epoch 1" in model.status.text and run_b in model.status.text, model.status
+        assert model.catalogue.selected.epoch == 1 and model.selected_checkpoint.parent.parent.name == run_b
+        choices = model.checkpoint_choices()
+        assert choices.labels[choices.index].startswith(run_b)
+        assert {label.split()[0] for label in choices.labels[1:]} == {run_a, run_b}  # the list shows the runs
+
         model.set_max_iterations("2")
         assert model.press("resume")
+        assert model.session.run_checkpoint == str(model.selected_checkpoint)
         _ticks_until(model, lambda: model.state == PanelState.LOADED)
-        assert model.status.level == "ok" and "epoch 2" in model.status.text, model.status
+        run_c = model.run_name
+        assert run_c not in (run_a, run_b) and "epoch 3" in model.status.text, model.status  # 1 + 2 more
+        assert model.figures.max_epochs == 3
+
+        # the selection (not the labels) changes: the combo must follow, and Test uses that entry
+        before = model.checkpoint_choices()
+        index_a = [e.path for e in model.catalogue.entries].index(checkpoint_a)
+        assert model.select_checkpoint(index_a)
+        after = model.checkpoint_choices()
+        assert after.labels == before.labels and after != before and after.index == index_a + 1
+        assert model.press("test") and model.session.run_checkpoint == str(checkpoint_a)
+        model.press("stop")
+        _ticks_until(model, lambda: model.state == PanelState.LOADED)
+    finally:
+        model.shutdown()
+
+
+def test_unloading_a_training_scene_is_refused_on_request_and_never_blocks(store):
+    store.set("max_iterations", 100000)
+    model = PanelModel(store, base_overrides=CPU_SHORT)
+    try:
+        model.press("load")
+        model.press("train")
+        _ticks_until(model, lambda: model.session.run.env.steps >= 3)
+        assert "is running" in model.unload_guard()
+        assert not model.unload(refuse_if_training=True)  # e.g. Ctrl+Z on the Load step
+        assert model.state == PanelState.TRAINING and "The scene was kept" in model.status.text
+        physics = model.session.physics
+        assert model.unload()  # the stage is closing: returns without joining the worker
+        assert model.state == PanelState.EMPTY and model.session.physics is None and physics is not None
+        _ticks_until(model, model.poll_worker)  # the worker ends across app updates
+        assert not model.session.worker_alive
+        assert model.unload_guard() == "" and model.unload(refuse_if_training=True)  # nothing to lose any more
     finally:
         model.shutdown()
 
@@ -266,7 +324,7 @@ class FakeClient:
 
 
 def test_sim2real_toggle_mirrors_the_selected_robot(model):
-    from dofbot_rl.panel.sim2real_link import Sim2RealLink
+    from dofbot_rl.sim2real.link import Sim2RealLink
 
     clients = []
     model.sim2real._factory = lambda mapping: clients.append(FakeClient(mapping)) or clients[-1]

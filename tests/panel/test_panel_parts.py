@@ -1,6 +1,8 @@
 """Small parts of the panel: figures, learning curve, render modes, settings store."""
 
 import math
+import subprocess
+import sys
 
 import pytest
 
@@ -58,3 +60,23 @@ def test_settings_round_trip_and_int_from_float():
     store.set("num_envs", True)
     loaded = PanelSettings.load(store)
     assert loaded.num_envs == 0 and loaded.problems
+
+
+def test_learning_curve_never_switches_the_host_process_backend(tmp_path):
+    """Kit runs matplotlib with its own backend; plotting from the worker thread must not change it (no pyplot)."""
+    code = f"""
+import json, sys, threading, matplotlib
+matplotlib.use("svg")
+from dofbot_rl.plotting import plot_learning_curve
+rows = [dict(epoch=i, frame=1000 * i, elapsed_s=i, mean_reward=i, goals_per_episode=1.0, success_rate=0.5) for i in (1, 2)]
+open({str(tmp_path / 'p.jsonl')!r}, "w").write("\\n".join(json.dumps(r) for r in rows))
+out = []
+t = threading.Thread(target=lambda: out.append(plot_learning_curve({str(tmp_path / 'p.jsonl')!r}, {str(tmp_path / 'c.png')!r}, "t")))
+t.start(); t.join()
+assert out[0] is not None, out
+print(matplotlib.get_backend(), "matplotlib.pyplot" in sys.modules)
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["svg", "False"]
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"

@@ -1,7 +1,5 @@
 """Fixtures for the sim-to-real tests: servers on 127.0.0.1 with a simulated arm."""
 
-import os
-import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -9,13 +7,15 @@ from pathlib import Path
 import pytest
 
 EXT_DIR = Path(__file__).resolve().parents[2] / "exts" / "dofbot.rl_examples"
-if str(EXT_DIR) not in sys.path:
-    sys.path.insert(0, str(EXT_DIR))
+BENCHMARKS = Path(__file__).resolve().parents[2] / "benchmarks"  # sim2real_fuzz: the fuzzer and hold probe
+for _path in (EXT_DIR, BENCHMARKS):
+    if str(_path) not in sys.path:
+        sys.path.insert(0, str(_path))
 
 from _py36 import find_python36  # noqa: E402
 from dofbot_rl.sim2real.arms import SimulatedArm  # noqa: E402
 from dofbot_rl.sim2real.client import Sim2RealClient  # noqa: E402
-from dofbot_rl.sim2real.server import Sim2RealServer  # noqa: E402
+from dofbot_rl.sim2real.tcp_server import Sim2RealServer  # noqa: E402
 
 
 def pytest_configure(config):

@@ -1,6 +1,6 @@
 """Hostile input and link loss: the server survives and the arm stays inside its limits.
 
-The limits are per joint (``server.LIMITS_LOWER/UPPER``): the safe limits for joints 1-5,
+The limits are per joint (``safety.LIMITS_LOWER/UPPER``): the safe limits for joints 1-5,
 the gripper's full open/close range.
 
 The figures (frames fuzzed, hold latency, largest command vs limit) are in the assertion
@@ -9,11 +9,11 @@ messages; ``benchmarks/sim2real_fuzz.py`` prints them.
 
 import time
 
-from dofbot_rl.sim2real.stress import wait_until
+from sim2real_fuzz import wait_until
 from dofbot_rl import robot
-from dofbot_rl.sim2real import stress
+import sim2real_fuzz as stress
 from dofbot_rl.sim2real.arms import SimulatedArm
-from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER
+from dofbot_rl.sim2real.safety import LIMITS_LOWER, LIMITS_UPPER
 
 HEARTBEAT_MS = 200
 SLACK_MS = 50

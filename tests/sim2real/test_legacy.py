@@ -8,9 +8,10 @@ import time
 
 import pytest
 
-from dofbot_rl.sim2real.stress import wait_until
+from sim2real_fuzz import wait_until
 from dofbot_rl import robot
-from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER
+from dofbot_rl.sim2real import tcp_server
+from dofbot_rl.sim2real.safety import LIMITS_LOWER, LIMITS_UPPER
 
 
 class ReferenceServer(object):
@@ -112,7 +113,8 @@ def test_server_in_legacy_mode_with_a_reference_style_client(start_server):
     for w in arm.writes:
         for v, lo, hi in zip(robot.servo_deg_to_sim(w.servo_deg), LIMITS_LOWER, LIMITS_UPPER):
             assert lo - 1e-9 <= v <= hi + 1e-9
-    # One controlling client: a second legacy connection is closed at once.
+    # One controlling client: while it sends, a second legacy connection is closed at once.
+    sock.sendall(struct.pack("<6f", *target))
     other = socket.create_connection(server.address, timeout=2.0)
     assert other.recv(10) == b""
     other.close()
@@ -132,3 +134,57 @@ def test_legacy_client_against_legacy_server(start_server, make_client):
     want = robot.sim_to_servo_deg(robot.clamp_to_limits(q[:5] + [robot.servo_deg_to_sim([90.0] * 6)[5]],
                                                         LIMITS_LOWER, LIMITS_UPPER))
     assert wait_until(lambda: all(abs(a - b) < 0.5 for a, b in zip(arm.position_deg(), want)), 5.0)
+
+
+def _legacy_frames(sock, servo, n):
+    for _ in range(n):
+        sock.sendall(struct.pack("<6f", *servo))
+        time.sleep(0.01)
+
+
+def test_legacy_silent_client_is_taken_over_after_the_heartbeat(start_server):
+    """Issue 18.10: a silent legacy socket (pulled cable) no longer holds the only control slot forever."""
+    server, arm = start_server(protocol="legacy", heartbeat_ms=200)
+    first = socket.create_connection(server.address, timeout=3.0)
+    a = [110.0, 100.0, 80.0, 95.0, 60.0, 90.0]
+    b = [70.0, 80.0, 100.0, 85.0, 120.0, 90.0]
+    _legacy_frames(first, a, 20)
+    assert wait_until(lambda: all(abs(x - y) < 0.5 for x, y in zip(arm.position_deg(), a)), 5.0)
+    # The first client goes silent (socket open): the arm is held, then a new client takes over.
+    assert wait_until(lambda: server.controller.events and server.controller.events[-1][1] == "hold", 2.0)
+    second = socket.create_connection(server.address, timeout=3.0)
+    _legacy_frames(second, b, 20)
+    assert wait_until(lambda: all(abs(x - y) < 0.5 for x, y in zip(arm.position_deg(), b)), 5.0), arm.position_deg()
+    first.settimeout(3.0)
+    assert first.recv(10) == b""  # the silent client's connection was closed by the server
+    assert server.stats["evicted"] == 1
+    # A client that connects and never sends is taken over the same way.
+    second.close()
+    assert wait_until(lambda: not server.has_controller, 3.0)
+    idle = socket.create_connection(server.address, timeout=3.0)
+    assert wait_until(lambda: server.has_controller, 3.0)
+    time.sleep(0.3)
+    third = socket.create_connection(server.address, timeout=3.0)
+    _legacy_frames(third, a, 20)
+    assert wait_until(lambda: all(abs(x - y) < 0.5 for x, y in zip(arm.position_deg(), a)), 5.0)
+    idle.settimeout(3.0)
+    assert idle.recv(10) == b""
+    for s in (first, second, idle, third):
+        s.close()
+
+
+def test_server_sessions_use_tcp_keepalive(start_server):
+    server, _ = start_server(protocol="legacy")
+    seen = []
+    original = tcp_server._keepalive
+
+    def spy(conn):
+        original(conn)
+        seen.append(conn.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE))
+    tcp_server._keepalive = spy
+    try:
+        sock = socket.create_connection(server.address, timeout=3.0)
+        assert wait_until(lambda: seen, 3.0) and seen[0] == 1
+        sock.close()
+    finally:
+        tcp_server._keepalive = original

@@ -6,13 +6,15 @@ import time
 
 import pytest
 
-from dofbot_rl.sim2real.stress import wait_until
+from sim2real_fuzz import wait_until
 from dofbot_rl import robot
 from dofbot_rl.sim2real import client as C
 from dofbot_rl.sim2real import protocol as P
 from dofbot_rl.sim2real.arms import SimulatedArm
-from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER, ArmController, Sim2RealServer
+from dofbot_rl.sim2real.safety import LIMITS_LOWER, LIMITS_UPPER, ArmController
+from dofbot_rl.sim2real.tcp_server import Sim2RealServer
 
+NAN = float("nan")
 SCRIPT = [
     (0.0, 0.0, 0.0, 0.0, 0.0, 0.0),
     (0.5, 0.3, -0.3, 0.2, 1.0, 0.05),
@@ -262,20 +264,92 @@ def test_observer_may_not_command(start_server):
     assert arm.num_writes == 0
 
 
-def test_connection_limit_and_handshake_timeout(start_server):
-    server, arm = start_server(max_connections=2, handshake_timeout_s=0.3)
-    t0 = time.monotonic()
-    a = socket.create_connection(server.address, timeout=2.0)
-    b = socket.create_connection(server.address, timeout=2.0)
-    assert wait_until(lambda: server.stats["connections"] == 2, 2.0)
-    c = socket.create_connection(server.address, timeout=2.0)
-    reply = read_one(c, P.FrameDecoder())
+def test_connection_limit_counts_sessions_and_handshake_timeout(start_server):
+    server, arm = start_server(max_connections=2, max_observers=3, handshake_timeout_s=0.3)
+    idle = [socket.create_connection(server.address, timeout=2.0) for _ in range(3)]  # never say HELLO
+    assert wait_until(lambda: server.stats["connections"] == 3, 2.0)
+    sessions = [raw_session(server.address[1], role=P.Role.OBSERVE) for _ in range(2)]
+    assert all(isinstance(w, P.Welcome) for _, _, w in sessions)  # idle sockets do not count
+    sock, _, reply = raw_session(server.address[1], role=P.Role.OBSERVE)
     assert isinstance(reply, P.Refused) and reply.code == P.ErrorCode.TOO_MANY_CONNECTIONS
-    err = read_one(a, P.FrameDecoder())  # said nothing: dropped after the handshake timeout
+    err = read_one(idle[0], P.FrameDecoder())  # said nothing: dropped after the handshake timeout
     assert isinstance(err, P.Error) and err.code == P.ErrorCode.TIMEOUT
-    assert 0.28 <= time.monotonic() - t0 <= 1.0
-    for s in (a, b, c):
+    for s in idle + [sock] + [x[0] for x in sessions]:
         s.close()
+
+
+def _open_with_token(port, token):
+    """One full v1 handshake with the token; returns the reply to AUTH (WELCOME when let in)."""
+    sock, _, reply = raw_session(port, role=P.Role.OBSERVE, token=token)
+    sock.close()
+    return reply
+
+
+def test_idle_sockets_do_not_lock_out_a_client_with_the_token(start_server):
+    """Issue 18.9: idle unauthenticated sockets, re-opened in a loop, never keep the operator out."""
+    token = b"operator-token"
+    server, _ = start_server(token=token, max_connections=8)
+    port = server.address[1]
+    attackers, let_in = [], 0
+    try:
+        for _ in range(20):  # bounded: 20 rounds of 16 fresh idle sockets, then the operator connects
+            for s in attackers:
+                s.close()
+            attackers = [socket.create_connection(("127.0.0.1", port), timeout=2.0) for _ in range(16)]
+            let_in += isinstance(_open_with_token(port, token), P.Welcome)
+        assert let_in == 20
+        # Handshakes per source are bounded: the oldest idle sockets were evicted.
+        assert wait_until(lambda: server.num_handshakes <= server.max_handshakes_per_source, 3.0)
+        assert server.stats["evicted"] >= 20 * (16 - server.max_handshakes_per_source) - 16
+    finally:
+        for s in attackers:
+            s.close()
+
+
+def test_handshakes_from_many_sources_are_bounded(start_server):
+    server, _ = start_server(max_handshakes=5, max_handshakes_per_source=100)
+    socks = [socket.create_connection(server.address, timeout=2.0) for _ in range(12)]
+    assert wait_until(lambda: server.stats["connections"] == 12, 3.0)
+    assert wait_until(lambda: server.num_handshakes <= 5, 3.0)
+    sock, _, reply = raw_session(server.address[1])
+    assert isinstance(reply, P.Welcome)
+    for s in socks + [sock]:
+        s.close()
+
+
+class _SlowBus(SimulatedArm):
+    """A servo bus whose writes take 30 ms (a busy I2C bus): the hold takes that long too."""
+
+    def write_servos_deg(self, servo_deg, time_ms):
+        time.sleep(0.03)
+        SimulatedArm.write_servos_deg(self, servo_deg, time_ms)
+
+
+def test_old_controller_is_held_before_the_new_one_is_welcomed(start_server):
+    """Issue 18.19: the hold of the controller that left comes before the next client's WELCOME."""
+    server, arm = start_server(arm=_SlowBus(read_latency_ms=0.5, read_failure_prob=0.0), heartbeat_ms=200)
+    port = server.address[1]
+    for trial in range(20):
+        old, dec, welcome = raw_session(port)
+        assert isinstance(welcome, P.Welcome), welcome
+        q = (0.1 * (trial % 5), 0.1, -0.1, 0.0, 0.2, 0.0)
+        old.sendall(P.encode(P.Command(trial, 20, q)))
+        assert isinstance(read_one(old, dec), P.Ack)
+        seen = server.controller.num_events
+        old.close()  # the controller leaves; a new one connects at once
+        new, _, welcome = None, None, None
+        for _ in range(50):  # bounded: BUSY only while the old session is still being closed
+            new, _, welcome = raw_session(port)
+            if isinstance(welcome, P.Welcome):
+                break
+            new.close()
+        t_welcome = time.monotonic()
+        assert isinstance(welcome, P.Welcome), welcome
+        assert server.controller.num_events > seen, "no hold before WELCOME (trial %d)" % trial
+        t_hold = server.controller.events[seen - server.controller.num_events][0]
+        assert t_hold <= t_welcome
+        new.close()
+        assert wait_until(lambda: not server.has_controller, 3.0)
 
 
 def test_degraded_then_reconnect_when_replies_stop():
@@ -318,24 +392,25 @@ def test_from_config(tmp_path):
     token = tmp_path / "tok"
     token.write_text("abc\n")
     cfg = {"enabled": True, "host": "10.0.0.5", "port": 5000, "protocol": "v1", "token_file": str(token),
-           "fail_quietely": True, "rate_hz": 30, "mode": "real2sim", "heartbeat_ms": 250}
+           "fail_quietly": True, "rate_hz": 30, "mode": "real2sim", "heartbeat_ms": 250}
     client = C.Sim2RealClient.from_config(cfg)
     assert (client.host, client.port, client.fail_quietly, client.rate_hz, client.mode, client.heartbeat_ms) == (
         "10.0.0.5", 5000, True, 30.0, "real2sim", 250)
     assert client._token == b"abc"
-    parsed = C.Sim2RealConfig.from_mapping({"fail_quietly": "false", "token_file": None, "enabled": False})
+    # The typed `sim2real` config section (dofbot_rl.config) converts and checks the values at load.
+    from dofbot_rl.config import ConfigError, load_config
+
+    parsed = load_config(["sim2real.fail_quietly=false", "sim2real.token_file=null", "sim2real.enabled=False"]).sim2real
     assert parsed.fail_quietly is False and parsed.token_file is None and parsed.port == P.DEFAULT_PORT
     assert C.Sim2RealClient.from_config(parsed).state == "disconnected"  # not started
-    with pytest.raises(ValueError, match="unknown sim2real key 'ip'"):
-        C.Sim2RealConfig.from_mapping({"ip": "1.2.3.4"})
-    with pytest.raises(ValueError, match="disagree"):
-        C.Sim2RealConfig.from_mapping({"fail_quietly": True, "fail_quietely": False})
-    with pytest.raises(ValueError, match="legacy"):
-        C.Sim2RealConfig.from_mapping({"protocol": "legacy", "mode": "real2sim"})
-    with pytest.raises(ValueError, match="protocol"):
-        C.Sim2RealConfig.from_mapping({"protocol": "v2"})
-    with pytest.raises(ValueError, match="rate_hz"):
-        C.Sim2RealConfig.from_mapping({"rate_hz": 0})
+    for overrides, match in ((["+sim2real.ip=1.2.3.4"], "unknown key 'sim2real.ip'"),
+                             (["sim2real.fail_quietely=False"], "did you mean sim2real.fail_quietly"),
+                             (["sim2real.protocol=legacy", "sim2real.mode=real2sim"], "legacy"),
+                             (["sim2real.protocol=v2"], "protocol"),
+                             (["sim2real.rate_hz=0"], "rate_hz"),
+                             (["sim2real.fail_quietly=maybe"], "fail_quietly")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(overrides)
     with pytest.raises(ValueError, match="cannot read token file"):
         C.Sim2RealClient.from_config({"token_file": str(tmp_path / "missing")})
 
@@ -368,3 +443,72 @@ def test_server_argument_checks():
 def test_controller_limits_must_be_inside_the_hardware_limits():
     with pytest.raises(ValueError, match="joint2"):
         ArmController(SimulatedArm(), upper=(1.0, 2.0, 0.5, 0.5, 0.5, 0.1))
+
+
+def _hostile_server(replies):
+    """A listener on 127.0.0.1 that answers HELLO with ``replies[0]`` and every later frame with the next reply."""
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+
+    def serve():
+        conn, _ = listener.accept()
+        conn.settimeout(3.0)
+        dec = P.FrameDecoder()
+        try:
+            for reply in replies:
+                while not dec.feed(conn.recv(4096)):
+                    pass
+                conn.sendall(P.encode(reply))
+            conn.recv(4096)
+        except (OSError, P.ProtocolError):
+            pass
+        finally:
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+GOOD_WELCOME = P.Welcome(257, 200, 60, robot.SAFE_LIMITS_LOWER, robot.SAFE_LIMITS_UPPER)
+
+
+@pytest.mark.parametrize("bad", [float("inf"), -float("inf"), 1e308, 4.0])
+def test_hostile_readback_is_a_clear_error_not_a_number(bad):
+    """Issue 18.14: a read-back of inf or 1e308 ends the link with a Sim2RealError; readback() never returns it."""
+    good = P.Ack(0, 0, 5, (NAN,) * 6, (0.0,) * 6, (0.1, NAN, 0.0, 0.0, 0.0, 0.0))
+    evil = P.Ack(1, 0, 5, (NAN,) * 6, (0.0,) * 6, (0.1, bad, 0.0, 0.0, 0.0, 0.0))
+    listener, thread = _hostile_server([GOOD_WELCOME, good, evil])
+    client = C.Sim2RealClient(port=listener.getsockname()[1], mode="real2sim", fail_quietly=False).start()
+    try:
+        assert wait_until(lambda: client.last_error is not None, 5.0)
+        assert isinstance(client.last_error, C.Sim2RealError)
+        assert "read-back joint2" in str(client.last_error) and "outside the joint limits" in str(client.last_error)
+        with pytest.raises(C.Sim2RealError, match="outside the joint limits"):
+            client.readback()
+    finally:
+        client.stop()
+        listener.close()
+        thread.join(5.0)
+
+
+@pytest.mark.parametrize("field", ["lower", "upper", "heartbeat"])
+def test_hostile_welcome_is_refused(field):
+    welcome = {"lower": GOOD_WELCOME._replace(lower=(float("nan"),) + robot.SAFE_LIMITS_LOWER[1:]),
+               "upper": GOOD_WELCOME._replace(upper=(1e308,) + robot.SAFE_LIMITS_UPPER[1:]),
+               "heartbeat": GOOD_WELCOME._replace(heartbeat_ms=0)}[field]
+    listener, thread = _hostile_server([welcome])
+    client = C.Sim2RealClient(port=listener.getsockname()[1], fail_quietly=False).start()
+    try:
+        assert wait_until(lambda: client.last_error is not None, 5.0)
+        assert isinstance(client.last_error, C.Sim2RealError) and client.state == "disconnected"
+        assert str(client.last_error).startswith("the server sent"), client.last_error
+        with pytest.raises(C.Sim2RealError):
+            client.send_joint_positions([0.0] * 6)
+    finally:
+        client.stop()
+        listener.close()
+        thread.join(5.0)

@@ -6,7 +6,7 @@ import random
 import pytest
 
 from dofbot_rl import robot
-from dofbot_rl.sim2real import server as S
+from dofbot_rl.sim2real import safety as S
 
 
 def test_reference_formula_joints_1_to_5():

@@ -19,12 +19,14 @@ from _py36 import python36_with_numpy
 from dofbot_rl import robot
 from dofbot_rl.sim2real import client as C
 from dofbot_rl.sim2real import protocol as P
-from dofbot_rl.sim2real import stress
+import sim2real_fuzz as stress
 from dofbot_rl.sim2real.arms import SimulatedArm
 from dofbot_rl.sim2real.bundle import build_server_zipapp
-from dofbot_rl.sim2real.server import LIMITS_LOWER, LIMITS_UPPER, PolicyRunner, load_policy
-from dofbot_rl.sim2real.stress import PACKAGE_PARENT as EXT_DIR
-from dofbot_rl.sim2real.stress import wait_until
+from dofbot_rl.sim2real.policy_mode import PolicyRunner
+from dofbot_rl.sim2real.safety import LIMITS_LOWER, LIMITS_UPPER
+from dofbot_rl.sim2real.server import load_policy
+from sim2real_fuzz import PACKAGE_PARENT as EXT_DIR
+from sim2real_fuzz import wait_until
 from test_link import raw_session, read_one
 
 #: Goals inside the training region (|x|, |y| in 0.15-0.20 m, z in 0.15-0.35 m).
@@ -196,16 +198,18 @@ def test_client_against_a_v1_0_server(start_server, make_client):
 
 
 def test_client_goal_api_and_config_checked():
-    cfg = C.Sim2RealConfig.from_mapping({"mode": "goal", "host": "10.0.0.5"})
+    from dofbot_rl.config import ConfigError, load_config
+
+    cfg = load_config(["sim2real.mode=goal", "sim2real.host=10.0.0.5"]).sim2real
     assert cfg.mode == "goal" and cfg.takeover is False
-    client = C.Sim2RealClient.from_config({"takeover": "true"})
+    client = C.Sim2RealClient.from_config(load_config(["sim2real.takeover=true"]).sim2real)
     assert client.takeover and client.mode == "sim2real"
-    for bad, match in (({"mode": "goal", "takeover": True}, "takeover needs mode sim2real"),
-                       ({"protocol": "legacy", "mode": "goal"}, "goal needs protocol v1"),
-                       ({"protocol": "legacy", "takeover": True}, "takeover needs protocol v1"),
-                       ({"mode": "goals"}, "'goal'")):
-        with pytest.raises(ValueError, match=match):
-            C.Sim2RealConfig.from_mapping(bad)
+    for bad, match in ((["sim2real.mode=goal", "sim2real.takeover=True"], "takeover needs mode sim2real"),
+                       (["sim2real.protocol=legacy", "sim2real.mode=goal"], "goal needs protocol v1"),
+                       (["sim2real.protocol=legacy", "sim2real.takeover=True"], "takeover needs protocol v1"),
+                       (["sim2real.mode=goals"], "'goal'")):
+        with pytest.raises(ConfigError, match=match):
+            load_config(bad)
     goals = C.Sim2RealClient(port=9, mode="goal")
     with pytest.raises(ValueError, match="3 finite"):
         goals.send_goal((0.1, float("nan"), 0.2))
@@ -242,7 +246,8 @@ def test_a_failing_policy_step_holds_the_arm(start_server):
 
 
 def test_policy_runner_arguments(random_policy_npz):
-    from dofbot_rl.sim2real.server import ArmController, Sim2RealServer
+    from dofbot_rl.sim2real.safety import ArmController
+    from dofbot_rl.sim2real.tcp_server import Sim2RealServer
 
     onboard = load_policy(str(random_policy_npz))
     ctl = ArmController(SimulatedArm(read_latency_ms=0.0))

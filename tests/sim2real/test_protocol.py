@@ -171,16 +171,53 @@ def test_hmac_challenge_response():
 def test_token_file(tmp_path):
     path = tmp_path / "token"
     path.write_bytes(b"  abc123\n")
-    assert P.read_token_file(str(path)) == b"abc123"
     os.chmod(str(path), 0o600)
-    assert P.token_file_is_private(str(path))
-    os.chmod(str(path), 0o644)
-    assert not P.token_file_is_private(str(path))
+    assert P.read_token_file(str(path)) == b"abc123"
+    os.chmod(str(path), 0o644)  # readable by others: refused unless allowed
+    with pytest.raises(ValueError, match="readable by other users"):
+        P.read_token_file(str(path))
+    assert P.read_token_file(str(path), allow_readable=True) == b"abc123"
+    os.chmod(str(path), 0o600)
     path.write_bytes(b"\n")
     with pytest.raises(ValueError, match="empty"):
         P.read_token_file(str(path))
     with pytest.raises(ValueError, match="cannot read"):
         P.read_token_file(str(tmp_path / "missing"))
+
+
+def test_token_file_hostile_files_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(str(fifo), 0o600)  # no writer: a plain open() would block start-up forever
+    with pytest.raises(ValueError, match="not a regular file"):
+        P.read_token_file(str(fifo))
+    with pytest.raises(ValueError, match="not a regular file"):
+        P.read_token_file("/dev/zero", allow_readable=True)  # endless: never read
+    with pytest.raises(ValueError, match="not a regular file"):
+        P.read_token_file(str(tmp_path), allow_readable=True)
+    big = tmp_path / "big"
+    big.write_bytes(b"x" * (P.MAX_TOKEN_FILE_BYTES + 1))
+    os.chmod(str(big), 0o600)
+    with pytest.raises(ValueError, match="longer than"):
+        P.read_token_file(str(big))
+
+
+def test_message_types_are_one_table():
+    assert set(P.PAYLOADS) == set(P.MsgType) and isinstance(P.MsgType.ACK, int)
+    for msg in MESSAGES:
+        msg_type, payload = P.encode(msg)[3], P.encode_payload(msg)
+        cls, fixed, extra = P.PAYLOADS[msg_type]
+        assert type(msg) is cls and fixed.size <= len(payload) <= fixed.size + extra
+    assert P.code_name(10) == "BUSY" and P.code_name(99) == "99"
+    with pytest.raises(P.ProtocolError, match="ACK payload must be 151 bytes, got 150"):
+        P.FrameDecoder().feed(P.HEADER.pack(P.MAGIC, 1, P.MsgType.ACK, 150))  # refused from the header
+
+
+def test_as_floats_is_the_one_number_check():
+    assert P.as_floats([1, 2, 3, 4, 5, 6]) == (1.0, 2.0, 3.0, 4.0, 5.0, 6.0)
+    for bad in ([0.0] * 5, [0.0] * 5 + [float("inf")], [0.0] * 5 + [NAN], "abcdef", None, [0.0] * 5 + [10 ** 400]):
+        with pytest.raises(ValueError):
+            P.as_floats(bad)
+    assert math.isnan(P.as_floats([NAN] * 3, 3, finite=False)[0])
 
 
 def test_legacy_frames_match_the_reference_layout():

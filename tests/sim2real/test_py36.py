@@ -7,10 +7,11 @@ import subprocess
 import time
 import zipfile
 
-from dofbot_rl.sim2real.stress import PACKAGE_PARENT as EXT_DIR
-from dofbot_rl.sim2real.stress import wait_until
+from sim2real_fuzz import PACKAGE_PARENT as EXT_DIR
+from sim2real_fuzz import wait_until
 from dofbot_rl.sim2real import protocol as P
-from dofbot_rl.sim2real import stress
+import sim2real_fuzz as stress
+from dofbot_rl.sim2real import bundle
 from dofbot_rl.sim2real.bundle import build_server_zipapp
 from dofbot_rl.sim2real.client import Sim2RealClient
 
@@ -18,7 +19,7 @@ SELF_CHECK = r"""
 import math, sys
 assert sys.version_info[:2] == (3, 6), sys.version
 import dofbot_rl.sim2real
-from dofbot_rl.sim2real import protocol as P, client, server, arms, bundle, stress
+from dofbot_rl.sim2real import protocol as P, client, server, arms, safety, policy_mode, tcp_server, cmdline
 from dofbot_rl import robot
 msgs = [P.Hello(1, 0, "x"), P.Command(5, 30, (0.1,) * 6), P.Heartbeat(9),
         P.Ack(5, 1, 3, (0.0,) * 6, (0.0,) * 6, (float("nan"),) * 6), P.Refused(10, "busy")]
@@ -54,9 +55,10 @@ def test_bundle_contents(tmp_path):
     with zipfile.ZipFile(path) as zf:
         names = {n for n in zf.namelist() if not n.endswith("/")}
         assert zf.read("dofbot_rl/__init__.py") == b""  # import-light: nothing but the package marker
-    sim2real = {n for n in os.listdir(os.path.dirname(P.__file__)) if n.endswith(".py")}
-    assert names == {"__main__.py", "dofbot_rl/__init__.py", "dofbot_rl/robot.py"} | {
-        "dofbot_rl/sim2real/" + n for n in sim2real}
+    assert names == {"__main__.py", "dofbot_rl/__init__.py", "dofbot_rl/robot.py", "dofbot_rl/errors.py"} | {
+        "dofbot_rl/sim2real/" + n for n in bundle.RUNTIME_FILES}
+    here = {n for n in os.listdir(os.path.dirname(P.__file__)) if n.endswith(".py")}
+    assert set(bundle.RUNTIME_FILES) == here - set(bundle.SIMULATOR_FILES)  # a new runtime module must be listed
     with open(path, "rb") as fh:
         assert fh.readline() == b"#!/usr/bin/env python3\n"
     assert os.access(path, os.X_OK)

@@ -52,7 +52,9 @@ def test_config_dataclass_defaults_and_omegaconf_like_mapping():
     cfg = TeleopConfig()
     assert cfg.bindings == {} and cfg.speed_rad_s == DEFAULT_SPEED_RAD_S
     assert cfg.gripper_speed_rad_s == DEFAULT_GRIPPER_SPEED_RAD_S and cfg.max_robots == 0
-    assert TeleopConfig.from_mapping({"max_robots": 128}).max_robots == 128
+    from dofbot_rl.config import load_config
+
+    assert load_config(["task.teleop.max_robots=128"]).task.teleop.max_robots == 128
     omegaconf = pytest.importorskip("omegaconf")
     node = omegaconf.OmegaConf.create({"bindings": {"joint2": ["i", "k"]}, "speed_rad_s": [1, 1, 1, 1, 2]})
     b = TeleopBindings.from_config(node)
@@ -76,17 +78,35 @@ def test_config_dataclass_defaults_and_omegaconf_like_mapping():
         ({"speed_rad_s": "fast"}, r"teleop.speed_rad_s must be a number"),
         ({"speed_rad_s": [1.0] * 6}, r"one number or 5.*gripper_speed_rad_s"),
         ({"gripper_speed_rad_s": -1.0}, r"teleop.gripper_speed_rad_s must be a finite speed > 0"),
-        ({"max_robots": -1}, r"max_robots must be an int >= 0"),
-        ({"max_robots": 1.5}, r"max_robots must be an int >= 0"),
         ("oops", r"teleop config must be a mapping"),
     ],
 )
 def test_config_errors_name_the_bad_value(cfg, match):
     with pytest.raises(ValueError, match=match):
-        TeleopConfig.from_mapping(cfg)
-    if cfg != {"max_robots": -1} and cfg != {"max_robots": 1.5}:  # max_robots does not concern the bindings
-        with pytest.raises(ValueError, match=match):
-            TeleopBindings.from_config(cfg)
+        TeleopBindings.from_config(cfg)
+
+
+@pytest.mark.parametrize("override, match", [
+    ("task.teleop.max_robots=-1", r"max_robots must be >= 0"),
+    ("task.teleop.max_robots=1.5", r"task.teleop.max_robots"),
+    ("task.teleop.speed=1", r"unknown key 'task.teleop.speed' \(did you mean task.teleop.speed_rad_s\?\)"),
+    ("task.teleop.gripper_speed_rad_s=-1", r"task.teleop: teleop.gripper_speed_rad_s must be a finite speed > 0"),
+    ("+task.teleop.bindings.joint1=[Q,NOPE]", r"unknown key 'NOPE'"),
+    ("task.teleop.bindings={joint1:[Q,A]}", r"\+task.teleop.bindings.NAME=VALUE"),
+])
+def test_teleop_section_checked_at_load(override, match):
+    from dofbot_rl.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match=match):
+        load_config([override])
+
+
+def test_teleop_cap_applied_by_load_config():
+    from dofbot_rl.config import load_config
+
+    assert load_config(["teleop=True", "num_envs=512", "task.teleop.max_robots=128"]).num_envs == 128
+    assert load_config(["teleop=False", "num_envs=512", "task.teleop.max_robots=128"]).num_envs == 512
+    assert load_config(["teleop=True", "num_envs=64", "task.teleop.max_robots=128"]).task.env.num_envs == 64
 
 
 def test_direct_construction_errors():

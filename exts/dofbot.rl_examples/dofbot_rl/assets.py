@@ -11,10 +11,11 @@ Model choices (documented in ``docs/robot.md``):
   keep the arm off the ground);
 * inertia: estimated link masses (``robot.LINK_MASSES``) on the capsules plus the
   servo's reflected rotor inertia as joint ``armature``;
-* drives: PD position actuators that behave like the NVIDIA USD's PhysX *acceleration*
-  drives (stiffness 1048 1/s^2, damping 53 1/s): ``kp = 1048 * I_jj`` and
-  ``kv = 53 * I_jj`` with ``I_jj`` the joint-space inertia at the zero pose, torque
-  limited to ``robot.SERVO_TORQUE_LIMIT``;
+* drives: PD position actuators with fixed torque gains ``kp = 1048 * I_jj`` and
+  ``kv = 53 * I_jj`` (the NVIDIA USD's acceleration-drive gains, 1048 1/s^2 and 53 1/s,
+  times ``I_jj``, the joint-space inertia at the zero pose), torque limited to
+  ``robot.SERVO_TORQUE_LIMIT``, no velocity limit; the USD (:mod:`dofbot_rl.usd_asset`)
+  carries the same torque gains as PhysX *force* drives;
 * the gripper: one finger hinge on link5 (task DOF 5), kept at 0 by the task.
 """
 
@@ -36,6 +37,11 @@ LINK_RADIUS = {"link1": 0.020, "link2": 0.016, "link3": 0.016, "link4": 0.015, "
 BASE_RADIUS, BASE_HEIGHT = 0.05, robot.URDF_JOINT_ORIGINS[0][0][2]
 #: Where the finger hinge sits on link5, as a fraction of the link5 -> fingertip segment.
 FINGER_HINGE_FRACTION = 0.55
+#: Joint velocity limit (rad/s) written to the URDF and the USD: in effect none, as in the
+#: MJCF (MuJoCo has no joint velocity limit). The torque-limited drives reach ~25 rad/s at
+#: most; a value is written only because URDF requires one and Isaac Sim's asset validator
+#: wants ``physxJoint:maxJointVelocity`` wherever ``PhysxJointAPI`` is applied.
+JOINT_VELOCITY_LIMIT = 1000.0
 
 _RGBA = {
     "grey": [0.592, 0.667, 0.682, 1.0],
@@ -178,7 +184,7 @@ def build_urdf(model: mujoco.MjModel) -> str:
 
 
 def _joint_block(name, parent, child, xyz, rpy, axis, index):
-    effort, velocity = robot.SERVO_TORQUE_LIMIT, 6.0
+    effort, velocity = robot.SERVO_TORQUE_LIMIT, JOINT_VELOCITY_LIMIT
     return [
         f'  <joint name="{name}" type="revolute">',
         f'    <parent link="{parent}"/><child link="{child}"/>',

@@ -1,58 +1,36 @@
 """``dofbot-rl``: train, play, benchmark, export and serve, headless.
 
-Usage (Hydra overrides as in IsaacGymEnvs / OmniIsaacGymEnvs)::
-
-    dofbot-rl train task=DofbotReacher num_envs=512 max_iterations=150 sim_device=cpu
-    dofbot-rl play checkpoint=runs/DofbotReacher/nn/DofbotReacher.pth episodes=512
-    dofbot-rl bench sizes=64,512,2048 seconds=2 train_epochs=0
-    dofbot-rl export checkpoint=... format=onnx verify=True
-    dofbot-rl serve --arm sim                       (the Dofbot's sim-to-real server, port 65432)
-    dofbot-rl bundle-server dofbot_server.pyz       (one file to copy to the Jetson)
-    dofbot-rl assets                                (regenerate data/robots/dofbot/ from dofbot_rl/robot.py)
-
-Override keys: config/config.yaml, config/task/DofbotReacher.yaml, config/train/DofbotReacherPPO.yaml.
+``dofbot-rl --help`` lists the commands, ``dofbot-rl COMMAND --help`` their options (generated
+from the config schema's field comments, :mod:`dofbot_rl.config`). Options are Hydra overrides
+with the names of IsaacGymEnvs / OmniIsaacGymEnvs (``task= num_envs= checkpoint= test= ...``).
 
 Errors a user can fix (bad override, missing checkpoint, wrong shapes...) end in one
-line ``dofbot-rl: error: ...`` and exit status 2; nothing is written half.
+line ``dofbot-rl: error: ...`` and exit status 2; nothing is written before the input is checked.
 """
 
 import logging
 import math
 import signal
 import sys
+import textwrap
 import time
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Sequence
 
 from dofbot_rl.errors import USER_ERRORS, UsageError
 from dofbot_rl.mujoco_gl import import_mujoco
+from dofbot_rl.plotting import format_value
 
 log = logging.getLogger("dofbot_rl")
 
-USAGE = __doc__
-
-
-def _split_extras(args: Sequence[str], extras: Dict[str, type]) -> Tuple[List[str], Dict[str, object]]:
-    """Separate command-specific ``key=value`` options from Hydra overrides."""
-    overrides, values = [], {}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if sep and key in extras:
-            kind = extras[key]
-            try:
-                if kind is bool:
-                    if value.lower() not in ("true", "false", "1", "0"):
-                        raise ValueError(value)
-                    values[key] = value.lower() in ("true", "1")
-                elif kind is list:
-                    values[key] = [int(v) for v in value.split(",") if v]
-                else:
-                    values[key] = kind(value)
-            except ValueError:
-                raise UsageError(f"{key}={value} is not a valid {kind.__name__}") from None
-        else:
-            overrides.append(arg)
-    return overrides, values
+EXAMPLES = """\
+examples:
+  dofbot-rl train num_envs=512 max_iterations=150 sim_device=cpu experiment=my_run
+  dofbot-rl train checkpoint=last experiment=my_run max_iterations=300     (resume my_run's newest checkpoint)
+  dofbot-rl play checkpoint=data/checkpoints/DofbotReacher.pth episodes=512
+  dofbot-rl export format=onnx verify=True
+  dofbot-rl bench sizes=64,512,2048 train_epochs=3
+  dofbot-rl serve --arm armlib"""
 
 
 def _setup_logging(verbose: bool = False) -> None:
@@ -61,39 +39,69 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-def _fmt(value: float, spec: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
 
 
 # ----------------------------------------------------------------------------------
 # Commands
 # ----------------------------------------------------------------------------------
+def _with_checkpoint(cfg, checkpoint):
+    """``cfg`` (read-only) with ``checkpoint`` set to the resolved path (``checkpoint=last``)."""
+    import copy
+
+    from omegaconf import OmegaConf
+
+    cfg = copy.deepcopy(cfg)
+    OmegaConf.set_readonly(cfg, False)
+    cfg.checkpoint = str(checkpoint) if checkpoint else ""
+    OmegaConf.set_readonly(cfg, True)
+    return cfg
+
+
 def cmd_train(args: Sequence[str]) -> int:
-    """Train PPO; ends with the checkpoint path, the learning curve and a summary line."""
-    from tqdm import tqdm
-
+    """Train PPO (resume with checkpoint=PATH or checkpoint=last); ends with the checkpoint path, the
+    learning curve and a summary line. multi_gpu=True under torchrun: one rank of a several-process run."""
     from dofbot_rl.config import load_config
-    from dofbot_rl.rl.trainer import Trainer
+    from dofbot_rl.rl import distributed
+    from dofbot_rl.rl.play import resolve_checkpoint
 
-    cfg = load_config(list(args))
+    cfg = load_config(list(args), command="train")
     if cfg.test:
         return cmd_play(args)
-    log.info("training %s: %d envs on %s, %d epochs -> %s/%s", cfg.task.name, cfg.num_envs, cfg.sim_device,
-             cfg.max_iterations, cfg.train_dir, cfg.experiment)
-    bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True)
+    cfg = _with_checkpoint(cfg, resolve_checkpoint(cfg, required=False))
+    cfg, rank = distributed.setup(cfg)  # multi_gpu=True: this torchrun rank's device, seed, process group
+    try:
+        return _train(cfg, rank)
+    finally:
+        distributed.destroy_process_group()
+
+
+def _train(cfg, rank) -> int:
+    from tqdm import tqdm
+
+    from dofbot_rl.rl.trainer import Trainer
+
+    if not rank.is_main:  # rank 0 reports for the whole run
+        logging.getLogger("dofbot_rl").setLevel(logging.WARNING)
+    ranks = f" x {rank.world_size} ranks" if rank.world_size > 1 else ""
+    log.info("training %s: %d envs%s on %s, %d epochs -> %s/%s%s", cfg.task.name, cfg.num_envs, ranks, cfg.sim_device,
+             cfg.max_iterations, cfg.train_dir, cfg.experiment, f" (resuming {cfg.checkpoint})" if cfg.checkpoint else "")
+    bar = None  # made at the first epoch (rank 0 only): a checkpoint refused before training leaves one error line
     last = {}
 
     def on_progress(p):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True)
         for key in ("mean_reward", "goals_per_episode", "success_rate"):
             value = getattr(p, key)
             if not math.isnan(value):
                 last[key] = value
-        bar.n = p.epoch
-        bar.set_postfix_str(f"reward {_fmt(last.get('mean_reward'), '.1f')} | goals/ep {_fmt(last.get('goals_per_episode'), '.1f')}"
-                            f" | success {_fmt(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
+        bar.total, bar.n = p.max_epochs, p.epoch  # a resume ends at its start epoch + max_iterations
+        bar.set_postfix_str(f"reward {format_value(last.get('mean_reward'), '.1f')} | goals/ep {format_value(last.get('goals_per_episode'), '.1f')}"
+                            f" | success {format_value(last.get('success_rate'), '.0%')} | {p.env_steps_per_s:,.0f} env-steps/s")
         bar.refresh()
 
-    trainer = Trainer(cfg, on_progress=on_progress, quiet=True)
+    trainer = Trainer(cfg, on_progress=on_progress, quiet=True, rank=rank)
 
     def first_ctrl_c(signum, frame):  # stop cleanly: rl_games ends the epoch and writes a checkpoint
         log.info("\nCtrl+C: stopping after this epoch and writing a checkpoint (Ctrl+C again aborts)")
@@ -104,52 +112,49 @@ def cmd_train(args: Sequence[str]) -> int:
     try:
         result = trainer.train()
     except KeyboardInterrupt:
-        bar.close()
         log.info("aborted: checkpoints already written are in %s/nn", trainer.experiment_dir)
         return 130
     finally:
         signal.signal(signal.SIGINT, previous)
-        bar.close()
+        if bar is not None:
+            bar.close()
+    if not rank.is_main:
+        return 0
     log.info("checkpoint: %s", result.checkpoint)
     if result.curve:
         log.info("learning curve: %s", result.curve)
     log.info("tensorboard: tensorboard --logdir %s", result.experiment_dir / "summaries")
-    print(f"checkpoint={result.checkpoint} goals_per_episode={_fmt(last.get('goals_per_episode'), '.3f')} "
-          f"success_rate={_fmt(last.get('success_rate'), '.4f')} epochs={result.history[-1].epoch if result.history else 0}")
+    log.info("resume (%d more epochs): dofbot-rl train checkpoint=last experiment=%s train_dir=%s max_iterations=%d",
+             int(cfg.max_iterations), cfg.experiment, cfg.train_dir, int(cfg.max_iterations))
+    print(f"checkpoint={result.checkpoint} goals_per_episode={format_value(last.get('goals_per_episode'), '.3f')} "
+          f"success_rate={format_value(last.get('success_rate'), '.4f')} epochs={result.history[-1].epoch if result.history else 0}")
     return 0
 
 
 def cmd_play(args: Sequence[str]) -> int:
-    """Play a checkpoint (default: the newest of the experiment, else the shipped one) and report success."""
-    from pathlib import Path
-
+    """Play a checkpoint (default: the newest of the experiment, else the shipped one) and report success;
+    teleop=True drives env 0 from the keyboard until Ctrl+C."""
     from tqdm import tqdm
 
-    from dofbot_rl.config import ConfigError, load_config
-    from dofbot_rl.rl.checkpoints import latest_checkpoint, validate_for_task
-    from dofbot_rl.rl.play import default_checkpoint, evaluate
+    from dofbot_rl.config import load_config
+    from dofbot_rl.rl.checkpoints import validate_for_config
+    from dofbot_rl.rl.play import evaluate, resolve_checkpoint
     from dofbot_rl.tasks import TASKS
 
-    cfg = load_config(list(args) + ["test=True"])
+    cfg = load_config(list(args) + ["test=True"], command="play")
     import_mujoco(gl=bool(cfg.render))  # only render=True touches OpenGL (dofbot_rl.mujoco_gl)
-    if cfg.teleop:  # a teleop demo scene, capped by task.teleop.max_robots (0: no cap)
-        from dofbot_rl.teleop.model import TeleopConfig, cap_num_envs
-
-        capped = cap_num_envs(cfg.num_envs, TeleopConfig.from_mapping(dict(cfg.task.teleop)).max_robots)
-        if capped != cfg.num_envs:
-            log.info("teleop: %d robots (task.teleop.max_robots)", capped)
-            cfg = load_config(list(args) + ["test=True", f"num_envs={capped}"])
-    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else (
-        latest_checkpoint(Path(cfg.train_dir) / cfg.experiment) or default_checkpoint())
-    if checkpoint is None:
-        raise ConfigError("no checkpoint given and none found in runs/ or data/checkpoints/: pass checkpoint=PATH")
+    checkpoint = resolve_checkpoint(cfg)
     task_cls = TASKS[cfg.task.name]
-    validate_for_task(checkpoint, task_cls.num_observations, task_cls.num_actions)
-    log.info("playing %s on %d envs (%s)", checkpoint, cfg.num_envs, cfg.sim_device)
+    validate_for_config(checkpoint, cfg, task_cls.num_observations, task_cls.num_actions)
+    log.info("playing %s on %d envs (%s)%s", checkpoint, cfg.num_envs, cfg.sim_device,
+             ": Ctrl+C ends" if cfg.teleop else "")
     hooks = _PlayHooks(cfg)
-    bar = tqdm(total=1, unit="step", file=sys.stderr, dynamic_ncols=True, disable=cfg.teleop)
+    bar = None
 
     def progress(done, total):
+        nonlocal bar
+        if bar is None:
+            bar = tqdm(total=total, unit="step", file=sys.stderr, dynamic_ncols=True)
         bar.total = total
         bar.n = done
         if done % 20 == 0 or done == total:
@@ -157,10 +162,11 @@ def cmd_play(args: Sequence[str]) -> int:
 
     try:
         with hooks:
-            result = evaluate(cfg, checkpoint, on_step=hooks.on_step if hooks.active else None, progress=progress,
-                              quiet=True)
+            result = evaluate(cfg, checkpoint, on_step=hooks.on_step if hooks.active else None,
+                              progress=None if cfg.teleop else progress, quiet=True, until_interrupted=bool(cfg.teleop))
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     print(result.summary_line())
     return 0
 
@@ -176,7 +182,7 @@ class _PlayHooks:
         self.cfg = cfg
         self.teleop = None
         self.terminal = None
-        self.link = None  # the sim-to-real link, as the panel's (dofbot_rl.panel.sim2real_link)
+        self.link = None  # the sim-to-real link, as the panel's (dofbot_rl.sim2real.link)
         self._link_hook = None
         self.recorder = None
         self._next_tick = None
@@ -219,7 +225,7 @@ class _PlayHooks:
 
     def _sim2real_step(self, task):
         if self.link is None:  # env 0: its joints (sim2real), its goal (goal) or the arm's read-back (real2sim)
-            from dofbot_rl.panel.sim2real_link import Sim2RealLink
+            from dofbot_rl.sim2real.link import Sim2RealLink
 
             self.link = Sim2RealLink()
             self.link.start(dict(self.cfg.sim2real))
@@ -244,15 +250,12 @@ def cmd_bench(args: Sequence[str]) -> int:
     from dofbot_rl.bench import format_table, run_bench
     from dofbot_rl.config import load_config
 
-    overrides, extra = _split_extras(args, {"sizes": list, "seconds": float, "train_epochs": int, "json": str})
-    cfg = load_config(overrides)
+    cfg = load_config(list(args), command="bench")
     default_sizes = [64, 512, 2048] if cfg.sim_device == "cpu" else [1024, 4096, 16384, 65536]
-    sizes = extra.get("sizes") or default_sizes
-    if any(n <= 0 for n in sizes):
-        raise UsageError(f"sizes must be positive, got {sizes}")
+    sizes = list(cfg.bench.sizes) or default_sizes
     log.info("benchmarking on %s: num_envs %s", cfg.sim_device, sizes)
-    rows = run_bench(cfg, sizes, seconds=extra.get("seconds", 2.0), train_epochs=extra.get("train_epochs", 0),
-                     json_path=extra.get("json"),
+    rows = run_bench(cfg, sizes, seconds=float(cfg.bench.seconds), train_epochs=int(cfg.bench.train_epochs),
+                     json_path=cfg.bench.json or None,
                      on_row=lambda r: log.info("num_envs=%d physics %.0f task %.0f env-steps/s", r.num_envs,
                                                r.physics_steps_per_s, r.task_steps_per_s))
     print(format_table(rows))
@@ -263,36 +266,57 @@ def cmd_bench(args: Sequence[str]) -> int:
 
 
 def cmd_export(args: Sequence[str]) -> int:
-    """Export a checkpoint's deterministic policy (see :mod:`dofbot_rl.rl.export`)."""
+    """Export a checkpoint's deterministic policy to ONNX / TorchScript / npz and verify it (docs/deploy.md)."""
     from dofbot_rl.rl import export
 
     return export.main(args)
 
 
 def cmd_serve(args: Sequence[str]) -> int:
-    """Run the sim-to-real server (argparse options; see ``dofbot-rl serve --help``)."""
+    """Run the sim-to-real server on the Dofbot's Jetson (its own options: dofbot-rl serve --help)."""
     from dofbot_rl.sim2real import server
 
     return server.main(list(args)) or 0
 
 
-def cmd_bundle_server(args: Sequence[str]) -> int:
-    """Write the one-file server zipapp to copy to the Dofbot's Jetson."""
-    from pathlib import Path
+#: Where ``bundle-server`` writes without an argument (``runs/`` is git-ignored).
+DEFAULT_BUNDLE = Path("runs") / "dofbot_server.pyz"
 
+
+def cmd_bundle_server(args: Sequence[str]) -> int:
+    """Write the one-file server zipapp to copy to the Dofbot's Jetson (default runs/dofbot_server.pyz)."""
     from dofbot_rl.sim2real.bundle import build_server_zipapp
 
-    if len(args) != 1:
-        raise UsageError("usage: dofbot-rl bundle-server OUT.pyz")
-    path = Path(build_server_zipapp(args[0]))
+    if len(args) > 1 or any(a.startswith("-") for a in args):
+        raise UsageError("usage: dofbot-rl bundle-server [OUT.pyz]")
+    path = Path(args[0]).expanduser() if args else DEFAULT_BUNDLE
+    if path.is_dir():
+        raise UsageError(f"bundle-server: {path} is a directory: give a file name such as {path / 'dofbot_server.pyz'}")
+    if not args:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    elif not path.parent.is_dir():
+        raise UsageError(f"bundle-server: no directory {path.parent} to write {path.name} into")
+    try:
+        build_server_zipapp(str(path))
+    except OSError as exc:
+        raise UsageError(f"bundle-server: cannot write {path}: {exc.strerror or exc}") from None
     print(f"wrote {path}: copy it to the Jetson and run `python3 {path.name} --arm armlib`")
     return 0
+
+
+def cmd_studio(args: Sequence[str]) -> int:
+    """The RL Examples panel in a web browser (see :mod:`dofbot_rl.studio`)."""
+    from dofbot_rl.studio.serve import main as studio_main
+
+    return studio_main(args)
 
 
 def cmd_assets(args: Sequence[str]) -> int:
     """Regenerate data/robots/dofbot/ (MJCF, URDF) from dofbot_rl.robot."""
     from dofbot_rl.assets import write_models
 
+    if args:
+        raise UsageError("usage: dofbot-rl assets (no options)")
     for kind, path in write_models().items():
         print(f"wrote {kind}: {path}")
     return 0
@@ -306,22 +330,88 @@ COMMANDS = {
     "serve": cmd_serve,
     "bundle-server": cmd_bundle_server,
     "assets": cmd_assets,
+    "studio": cmd_studio,
 }
+
+
+# ----------------------------------------------------------------------------------
+# Help
+# ----------------------------------------------------------------------------------
+#: Option groups shown by ``dofbot-rl COMMAND --help``: (title, section class name, key prefix, top-level keys).
+_COMMON_KEYS = ("task", "experiment", "num_envs", "seed", "sim_device", "rl_device", "physics", "checkpoint",
+                "train_dir", "headless")
+_HELP = {
+    "train": (("max_iterations", "torch_deterministic", "test"), ()),
+    "play": (("episodes", "teleop", "render"), ("sim2real",)),
+    "export": ((), ("export",)),
+    "bench": ((), ("bench",)),
+}
+
+
+def _first_line(text: str) -> str:
+    return " ".join((text or "").strip().split("\n\n")[0].split())
+
+
+def _option_lines(rows) -> str:
+    lines = []
+    for key, default, doc in rows:
+        head = f"  {key}={'null' if default is None else default}"
+        body = textwrap.wrap(doc, 90) or [""]
+        if len(head) < 32:
+            lines.append(f"{head:<32}{body[0]}")
+        else:
+            lines += [head, " " * 32 + body[0]]
+        lines += [" " * 32 + more for more in body[1:]]
+    return "\n".join(lines)
+
+
+def usage() -> str:
+    """``dofbot-rl --help``: the commands with one line each."""
+    lines = ["usage: dofbot-rl COMMAND [key=value ...] [-v]", "", "commands:"]
+    lines += [f"  {name:<15}{_first_line(fn.__doc__)}" for name, fn in COMMANDS.items()]
+    lines += ["", "`dofbot-rl COMMAND --help` lists a command's options; -v logs at DEBUG level.", "", EXAMPLES]
+    return "\n".join(lines)
+
+
+def command_help(command: str) -> str:
+    """``dofbot-rl COMMAND --help``: the command's options with defaults, from the config schema's field docs."""
+    from dofbot_rl import config as C
+
+    if command not in _HELP:
+        return f"usage: dofbot-rl {command}{' [OUT.pyz]' if command == 'bundle-server' else ''}\n\n" \
+               f"{_first_line(COMMANDS[command].__doc__)}"
+    keys, sections = _HELP[command]
+    main_rows = {key: (key, default, doc) for key, default, doc in C.options_table(C.MainConfig)}
+    main_rows["task"] = ("task", "DofbotReacher", f"the task: {', '.join(C._task_names())}")
+    parts = [f"usage: dofbot-rl {command} [key=value ...]", "", _first_line(COMMANDS[command].__doc__), ""]
+    for name in sections:
+        cls = type(getattr(C.MainConfig(), name))
+        short = name in C.COMMAND_SECTIONS.values()
+        title = f"{name} options" + (f" (also {name}.KEY=...)" if short else "")
+        parts += [f"{title}:", _option_lines(C.options_table(cls, "" if short else f"{name}.")), ""]
+    parts += ["options:", _option_lines(main_rows[k] for k in keys + _COMMON_KEYS if k in main_rows), ""]
+    parts += ["every task and PPO setting: task.env.*, task.sim.*, task.randomization.*, task.teleop.*, "
+              "train.params.config.* (config/; docs/training.md)"]
+    return "\n".join(parts)
 
 
 def main(argv: Sequence[str] = None) -> int:
     """Entry point of the ``dofbot-rl`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return 0
     command, rest = argv[0], argv[1:]
-    verbose = "-v" in rest
-    rest = [a for a in rest if a != "-v"]
-    _setup_logging(verbose)
     if command not in COMMANDS:
         print(f"dofbot-rl: error: unknown command {command!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
+    if command != "serve" and any(a in ("-h", "--help") for a in rest):
+        print(command_help(command))
+        return 0
+    verbose = "-v" in rest
+    rest = [a for a in rest if a != "-v"] if command != "serve" else rest
+    if command != "serve":  # the server configures its own logging (--log-file, --log-level)
+        _setup_logging(verbose)
     try:
         if command != "play":  # play decides after reading render= (cmd_play)
             import_mujoco(gl=False)

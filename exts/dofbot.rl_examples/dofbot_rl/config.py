@@ -5,18 +5,33 @@ layout: ``task/DofbotReacher.yaml``, ``train/DofbotReacherPPO.yaml``), merges it
 the dataclass schema below (unknown keys and wrong types fail), fills the per-device
 defaults and checks the values. Every failure is a :class:`ConfigError` whose message
 names the bad value and what was expected.
+
+Every user-facing option is a typed field of :class:`MainConfig` (``task.teleop``,
+``sim2real``, ``export``, ``bench`` included): OmegaConf checks the types, :func:`validate`
+the ranges (every float finite), and :func:`field_docs` turns each field's ``#:`` comment
+into the ``--help`` text of ``dofbot-rl``.
 """
 
-import os
-from dataclasses import dataclass, field
+import difflib
+import inspect
+import logging
+import math
+import re
+from dataclasses import MISSING as _NO_DEFAULT
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence
 
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from dofbot_rl.paths import config_dir, robot_model_path
+from dofbot_rl.teleop.model import TeleopConfig
+from dofbot_rl.errors import DofbotRlError
+
+log = logging.getLogger(__name__)
 
 
-class ConfigError(ValueError):
+class ConfigError(DofbotRlError, ValueError):
     """A configuration value or override is invalid; the message says how to fix it."""
 
 
@@ -110,11 +125,47 @@ def randomization_problems(rnd) -> List[str]:
 class TaskConfig:
     """A task: name, MDP, physics, randomisation and the teleop section."""
 
-    name: str = "DofbotReacher"
+    name: str = "DofbotReacher"  #: the task (config/task/<name>.yaml)
     env: EnvConfig = field(default_factory=EnvConfig)
     sim: SimConfig = field(default_factory=SimConfig)
     randomization: RandomizationConfig = field(default_factory=RandomizationConfig)
-    teleop: Dict[str, Any] = field(default_factory=dict)  #: checked by dofbot_rl.teleop.TeleopConfig
+    teleop: TeleopConfig = field(default_factory=TeleopConfig)
+
+
+@dataclass
+class Sim2RealSection:
+    """``play``: the sim-to-real link (docs/sim2real.md) to a Dofbot running ``dofbot-rl serve``."""
+
+    enabled: bool = False  #: connect to the robot's server while playing (env 0 is the mirrored robot)
+    host: str = "127.0.0.1"  #: the server: the Dofbot's Jetson
+    port: int = 65432  #: TCP port of the server, 1..65535
+    protocol: str = "v1"  #: v1 (acknowledged, read-back, token) or legacy (the reference's 24-byte frames)
+    token_file: Optional[str] = None  #: file holding the shared token (v1 only); null: no token
+    fail_quietly: bool = False  #: True: log link errors and keep simulating; False: stop at the first one
+    rate_hz: float = 60.0  #: most frames sent per second (Hz), in (0, 1000]
+    mode: str = "sim2real"  #: sim2real (mirror env 0's joints), real2sim (env 0 follows the arm), goal (the server's policy)
+    heartbeat_ms: int = 200  #: the server holds the arm when the link is silent this long (ms), 10..65535
+    takeover: bool = False  #: mode sim2real against a server running a policy: take direct control
+
+
+@dataclass
+class ExportConfig:
+    """``export``: the files written for deployment (docs/deploy.md)."""
+
+    format: List[str] = field(default_factory=lambda: ["all"])  #: onnx, torchscript, npz or all; a comma list (format=onnx,npz)
+    output: str = ""  #: folder for the files; empty: runs/<experiment>/export/ (else <checkpoint stem>_export/)
+    verify: bool = True  #: replay task observations through every file and compare with the rl_games player
+    samples: int = 10000  #: observations recorded from the task for the verification
+
+
+@dataclass
+class BenchConfig:
+    """``bench``: env-steps/s of the physics loop, the task loop and PPO."""
+
+    sizes: List[int] = field(default_factory=list)  #: num_envs values (sizes=64,512); empty: 64,512,2048 on cpu, 1024..65536 on cuda
+    seconds: float = 2.0  #: time per measurement (s)
+    train_epochs: int = 0  #: PPO epochs timed per size; 0: no PPO column
+    json: str = ""  #: also write the rows as JSON to this file
 
 
 @dataclass
@@ -130,40 +181,173 @@ class MainConfig:
     """Top-level config (``config/config.yaml``); names follow IsaacGymEnvs / OIGE."""
 
     task: TaskConfig = field(default_factory=TaskConfig)
-    train: Dict[str, Any] = field(default_factory=dict)  #: rl_games params (validated by rl_games)
-    experiment: str = ""  #: run name; empty: the task name
-    num_envs: Optional[int] = None  #: None: the device default
-    seed: int = 42
-    torch_deterministic: bool = False
-    max_iterations: Optional[int] = None  #: PPO epochs; None: the device default
+    train: Dict[str, Any] = field(default_factory=dict)  #: rl_games params (config/train/<task>PPO.yaml)
+    experiment: str = ""  #: run name (letters, digits, . _ -); empty: the task name
+    num_envs: Optional[int] = None  #: robots simulated in parallel; null: 512 on cpu, 8192 on cuda
+    seed: int = 42  #: random seed, 0..2**32-1
+    torch_deterministic: bool = False  #: ask torch for deterministic kernels (slower)
+    max_iterations: Optional[int] = None  #: PPO epochs; null: 150 on cpu, 500 on cuda
     physics: str = "mujoco"  #: the physics backend (mujoco: MuJoCo C on cpu, MuJoCo Warp on cuda)
     sim_device: str = "auto"  #: cpu, cuda:N or auto (cuda:0 when MuJoCo Warp and a GPU are there)
-    rl_device: str = ""  #: empty: same as sim_device
+    #: several processes under torchrun (one per GPU, or CPU processes over gloo): docs/training.md
+    multi_gpu: bool = False
+    #: multi_gpu: how long a rank waits in a collective for a missing rank before the run fails (s)
+    dist_timeout_s: float = 300.0
+    wandb_activate: bool = False  #: log to Weights & Biases (rank 0; `pip install -e '.[wandb]'`)
+    wandb_project: str = "dofbot-rl"  #: W&B project
+    wandb_entity: str = ""  #: W&B team or user; empty: your default
+    wandb_group: str = ""  #: W&B group (e.g. one per sweep)
+    wandb_name: str = ""  #: W&B run name; empty: the experiment name
+    rl_device: str = ""  #: device of the policy; empty: same as sim_device
     headless: bool = True  #: accepted for IsaacGymEnvs compatibility; the headless CLI never opens a window
     test: bool = False  #: play instead of train
-    checkpoint: str = ""  #: .pth to resume from (train) or to play
+    checkpoint: str = ""  #: .pth to resume (train) or to play / export; last: the experiment's newest
     train_dir: str = "runs"  #: runs/<experiment>/nn/<experiment>.pth
-    episodes: int = 20  #: play: at least this many episodes in total (rounded up to a multiple of num_envs)
-    teleop: bool = False  #: play: drive env 0 from the keyboard
+    episodes: int = 20  #: play: finished episodes to count (envs driven by a human or the arm excluded)
+    teleop: bool = False  #: play: drive env 0 from the keyboard until Ctrl+C (scene capped by task.teleop.max_robots)
     render: bool = False  #: play: save an animated GIF of env 0 as runs/<experiment>/rollout.gif
-    sim2real: Dict[str, Any] = field(default_factory=dict)  #: checked by dofbot_rl.sim2real.client.Sim2RealConfig
+    sim2real: Sim2RealSection = field(default_factory=Sim2RealSection)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    bench: BenchConfig = field(default_factory=BenchConfig)
     device_defaults: Dict[str, DeviceDefaults] = field(default_factory=dict)
 
 
 PHYSICS_BACKENDS = ("mujoco",)
+#: ``dofbot-rl export`` formats, in the order they are written.
+EXPORT_FORMATS = ("onnx", "torchscript", "npz")
+#: ``dofbot-rl <command> key=value`` short names: a field of this section may be given without its prefix.
+COMMAND_SECTIONS = {"export": "export", "bench": "bench"}
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
 
 
-def _hydra_compose(overrides: Sequence[str]) -> DictConfig:
+# ----------------------------------------------------------------------------------
+# Field documentation (the text of ``--help``)
+# ----------------------------------------------------------------------------------
+def field_docs(cls) -> Dict[str, str]:
+    """The ``#:`` comment of each field of the dataclass ``cls`` (on the field's line or the lines above).
+
+    Returns:
+        field name -> one line of text ("" where a field has none).
+    """
+    docs, pending = {}, []
+    for line in inspect.getsource(cls).splitlines()[1:]:
+        stripped = line.strip()
+        if stripped.startswith("#:"):
+            pending.append(stripped[2:].strip())
+            continue
+        m = re.match(r"(\w+)\s*:[^#]*?(?:#:\s*(.*))?$", stripped)
+        if m and line.startswith("    ") and not line.startswith("     "):
+            docs[m.group(1)] = " ".join(pending + ([m.group(2)] if m.group(2) else []))
+        pending = []
+    return {f.name: docs.get(f.name, "") for f in fields(cls)}
+
+
+def options_table(cls, prefix: str = "", skip: Sequence[str] = ()) -> List[tuple]:
+    """``(key, default, doc)`` of every leaf field of ``cls``, sections expanded with dotted keys."""
+    rows, docs = [], field_docs(cls)
+    for f in fields(cls):
+        if f.name in skip:
+            continue
+        default = f.default_factory() if f.default_factory is not _NO_DEFAULT else f.default
+        if is_dataclass(default):
+            rows += options_table(type(default), f"{prefix}{f.name}.")
+            continue
+        if isinstance(default, list):
+            default = ",".join(str(v) for v in default)
+        rows.append((prefix + f.name, "" if default is MISSING else default, docs[f.name]))
+    return rows
+
+
+# ----------------------------------------------------------------------------------
+# Loading
+# ----------------------------------------------------------------------------------
+def _task_names() -> List[str]:
+    return sorted(p.stem for p in (config_dir() / "task").glob("*.yaml"))
+
+
+def _leaf_keys(node, prefix: str = "") -> List[str]:
+    keys = []
+    for key in node.keys() if isinstance(node, DictConfig) else ():
+        full = f"{prefix}{key}"
+        child = node._get_node(key)
+        if isinstance(child, DictConfig) and len(child):
+            keys += _leaf_keys(child, full + ".")
+        else:
+            keys.append(full)
+    return keys
+
+
+def _unknown_key(key: str, known: Sequence[str]) -> str:
+    """"unknown key 'x' (did you mean y?)" for a key that is not in the config."""
+    leaf = key.rsplit(".", 1)[-1]
+    guesses = [k for k in known if k.endswith("." + key)]  # a key given without its section
+    guesses += difflib.get_close_matches(key, known, n=3, cutoff=0.75)
+    guesses += [k for k in known if difflib.get_close_matches(leaf, [k.rsplit(".", 1)[-1]], cutoff=0.8)
+                and k.rsplit(".", 1)[0] == key.rpartition(".")[0]]
+    guesses = list(dict.fromkeys(guesses))[:3]
+    hint = f" (did you mean {' or '.join(guesses)}?)" if guesses else " (the keys are in config/ and `dofbot-rl COMMAND --help`)"
+    return f"unknown key {key!r}{hint}"
+
+
+def _known_keys() -> List[str]:
+    return _leaf_keys(OmegaConf.merge(OmegaConf.structured(MainConfig), _hydra_compose([], raw=True)))
+
+
+def _hydra_compose(overrides: Sequence[str], raw: bool = False) -> DictConfig:
     from hydra import compose, initialize_config_dir
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    from hydra.core.global_hydra import GlobalHydra
+
+    # Another user of Hydra in the same process (OmniIsaacGymEnvs' extension in the same Kit
+    # app) may leave GlobalHydra initialised: set it aside and put it back afterwards.
+    theirs = GlobalHydra.instance().hydra
+    GlobalHydra.instance().clear()
     try:
         with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
             return compose(config_name="config", overrides=list(overrides))
     except (HydraException, OmegaConfBaseException) as exc:
+        if raw:
+            raise
         message = str(exc).strip().splitlines()[0]
-        raise ConfigError(f"bad override: {message} (the keys are in config/config.yaml and config/task/, see README)") from None
+        m = re.search(r"Could not override '([^']+)'", message)
+        if m and "To append to your config" in str(exc):
+            known = _known_keys()
+            if m.group(1) not in known:
+                raise ConfigError(_unknown_key(m.group(1), known)) from None
+            inner = getattr(exc.__cause__, "full_key", "") or m.group(1)
+            raise ConfigError(f"{inner} is not in the config: add an entry to the mapping {m.group(1)} with "
+                              f"+{m.group(1)}.NAME=VALUE") from None
+        m = re.search(r"Could not find '(task|train)/([^']*)'", message)
+        if m:
+            kind = m.group(1)
+            names = _task_names() if kind == "task" else sorted(p.stem for p in (config_dir() / "train").glob("*.yaml"))
+            raise ConfigError(f"unknown {kind} {m.group(2)!r}: expected one of {', '.join(names)}") from None
+        raise ConfigError(f"bad override: {message} (the keys are in config/ and `dofbot-rl COMMAND --help`)") from None
+    finally:
+        GlobalHydra.instance().clear()
+        if theirs is not None:
+            GlobalHydra.instance().initialize(theirs)
+
+
+def _expand_short_names(overrides: Sequence[str], command: Optional[str]) -> List[str]:
+    """``format=onnx`` -> ``export.format=[onnx]`` for ``export`` (likewise ``bench``): a command's own
+    options may be given without their section; list fields take a bare comma list."""
+    section = COMMAND_SECTIONS.get(command or "")
+    if section is None:
+        return list(overrides)
+    schema = {f.name: f for f in fields(type(getattr(MainConfig(), section)))}
+    out = []
+    for arg in overrides:
+        key, sep, value = arg.partition("=")
+        if sep and key in schema:
+            is_list = isinstance(getattr(getattr(MainConfig(), section), key), list)
+            if is_list and not value.startswith("["):
+                value = f"[{value}]"
+            arg = f"{section}.{key}={value}"
+        out.append(arg)
+    return out
 
 
 def resolve_device(name: str) -> str:
@@ -192,27 +376,40 @@ def resolve_device(name: str) -> str:
     raise ConfigError(f"unknown device {name!r}: expected cpu, cuda:N or auto")
 
 
-def load_config(overrides: Sequence[str] = ()) -> DictConfig:
+def load_config(overrides: Sequence[str] = (), command: Optional[str] = None) -> DictConfig:
     """Compose, type-check and complete the configuration.
 
     Args:
         overrides: Hydra overrides, e.g. ``["task=DofbotReacher", "num_envs=64", "test=True"]``.
+        command: the ``dofbot-rl`` command (``export``, ``bench``...): its section's fields may be
+            given without the section prefix (:data:`COMMAND_SECTIONS`).
 
     Returns:
         A read-only :class:`MainConfig`-shaped DictConfig with ``task.env.num_envs``,
-        ``max_iterations``, ``sim_device``, ``rl_device`` and ``experiment`` filled in.
+        ``max_iterations``, ``sim_device``, ``rl_device`` and ``experiment`` filled in. With
+        ``teleop=True`` and ``task.teleop.max_robots > 0``, ``num_envs`` is capped at it.
 
     Raises:
-        ConfigError: for unknown keys, wrong types or impossible values.
+        ConfigError: for unknown keys (with a "did you mean"), an unknown task, wrong types or
+            impossible values (all listed).
     """
     from omegaconf.errors import OmegaConfBaseException
 
-    raw = _hydra_compose(overrides)
+    for arg in overrides:  # Hydra strips a blank value to '' (the task name): refuse it here
+        key, sep, value = arg.partition("=")
+        if key.lstrip("+~") == "experiment" and sep and value and not value.strip(" '\"\t"):
+            raise ConfigError(f"experiment must be a plain name (letters, digits, . _ -), got {value!r}")
+    raw = _hydra_compose(_expand_short_names(overrides, command))
     try:
         cfg = OmegaConf.merge(OmegaConf.structured(MainConfig), raw)
     except OmegaConfBaseException as exc:
         key = getattr(exc, "full_key", "") or ""
         first = str(exc).strip().splitlines()[0]
+        if "not in" in first and key:
+            raise ConfigError(_unknown_key(key, _known_keys())) from None
+        value = re.match(r"Value '([^']*)'", first)
+        if key and value:
+            raise ConfigError(f"invalid value {key}={value.group(1)}: {first}") from None
         raise ConfigError(f"invalid config value{(' for ' + key) if key else ''}: {first}") from None
 
     cfg.sim_device = resolve_device(cfg.sim_device)
@@ -223,12 +420,31 @@ def load_config(overrides: Sequence[str] = ()) -> DictConfig:
         cfg.num_envs = defaults.num_envs
     if cfg.max_iterations is None:
         cfg.max_iterations = defaults.max_iterations
+    if cfg.teleop and cfg.task.teleop.max_robots > 0 and cfg.num_envs > cfg.task.teleop.max_robots:
+        log.info("teleop: %d robots (task.teleop.max_robots)", cfg.task.teleop.max_robots)
+        cfg.num_envs = cfg.task.teleop.max_robots
     cfg.task.env.num_envs = cfg.num_envs
     if not cfg.experiment:
         cfg.experiment = cfg.task.name
     validate(cfg)
     OmegaConf.set_readonly(cfg, True)
     return cfg
+
+
+# ----------------------------------------------------------------------------------
+# Values
+# ----------------------------------------------------------------------------------
+def _non_finite(node, prefix: str = "") -> List[str]:
+    """Dotted keys of every float in ``node`` that is NaN or infinite."""
+    bad = []
+    items = node.items() if isinstance(node, (dict, DictConfig)) else enumerate(node)
+    for key, value in items:
+        full = f"{prefix}{key}" if isinstance(key, str) else f"{prefix[:-1]}[{key}]"
+        if isinstance(value, (dict, list, DictConfig, ListConfig)):
+            bad += _non_finite(value, full + ".")
+        elif isinstance(value, float) and not math.isfinite(value):
+            bad.append(f"{full}={value}")
+    return bad
 
 
 def validate(cfg: DictConfig) -> None:
@@ -244,46 +460,116 @@ def validate(cfg: DictConfig) -> None:
         if not ok:
             problems.append(message)
 
+    try:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+    except Exception as exc:  # an interpolation that cannot resolve (${oc.env:...} of an unset variable)
+        raise ConfigError(f"cannot resolve the config: {str(exc).strip().splitlines()[0]}") from None
+    problems += [f"{key} must be a finite number" for key in _non_finite(plain)]
     need(cfg.num_envs > 0, f"num_envs must be > 0, got {cfg.num_envs}")
     need(cfg.max_iterations > 0, f"max_iterations must be > 0, got {cfg.max_iterations}")
+    need(cfg.dist_timeout_s > 0, f"dist_timeout_s must be > 0 s, got {cfg.dist_timeout_s}")
+    need(0 <= cfg.seed < 2**32, f"seed must be in 0..{2**32 - 1}, got {cfg.seed}")
     need(env.episode_length > 1, f"task.env.episode_length must be > 1 control steps, got {env.episode_length}")
     need(env.control_frequency_inv >= 1, f"task.env.control_frequency_inv must be >= 1, got {env.control_frequency_inv}")
     need(cfg.task.sim.dt > 0, f"task.sim.dt must be > 0 s, got {cfg.task.sim.dt}")
     need(env.success_tolerance > 0, f"task.env.success_tolerance must be > 0 m, got {env.success_tolerance}")
+    need(env.success_window_s > 0, f"task.env.success_window_s must be > 0 s, got {env.success_window_s}")
     need(env.clip_actions > 0 and env.clip_observations > 0, "task.env.clip_actions and clip_observations must be > 0")
+    need(env.dof_vel_scale >= 0, f"task.env.dof_vel_scale must be >= 0, got {env.dof_vel_scale}")
+    need(env.reset_dof_pos_noise >= 0, f"task.env.reset_dof_pos_noise must be >= 0, got {env.reset_dof_pos_noise}")
+    need(env.env_spacing >= 0, f"task.env.env_spacing must be >= 0 m, got {env.env_spacing}")
     need(0 < env.goal.xy_min <= env.goal.xy_max, f"goal xy range must satisfy 0 < xy_min <= xy_max, got {env.goal.xy_min}..{env.goal.xy_max}")
     need(0 <= env.goal.z_min <= env.goal.z_max, f"goal z range must satisfy 0 <= z_min <= z_max, got {env.goal.z_min}..{env.goal.z_max}")
     need(cfg.physics in PHYSICS_BACKENDS, f"physics={cfg.physics} is unknown: expected one of {', '.join(PHYSICS_BACKENDS)}")
     need(cfg.episodes > 0, f"episodes must be > 0, got {cfg.episodes}")
-    need(bool(cfg.experiment) and os.sep not in cfg.experiment, f"experiment must be a plain name, got {cfg.experiment!r}")
+    need(_PLAIN_NAME.fullmatch(cfg.experiment) is not None and cfg.experiment.strip(".") != "",
+         f"experiment must be a plain name (letters, digits, . _ -, not starting with . or -), got {cfg.experiment!r}")
     problems += randomization_problems(cfg.task.randomization)
+    problems += _model_problems(cfg.task.sim.model)
+    problems += _ppo_problems(cfg)
     problems += _section_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
 
 
+def _model_problems(model: str) -> List[str]:
+    if not model:
+        return []
+    path = Path(model).expanduser()
+    if not path.is_file():
+        return [f"task.sim.model: no robot model file at {path}"]
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError as exc:
+        return [f"task.sim.model: cannot read {path}: {exc.strerror}"]
+    return [] if b"<mujoco" in head else [f"task.sim.model: {path} is not a MuJoCo MJCF file (no <mujoco> element)"]
+
+
+def _ppo_problems(cfg) -> List[str]:
+    """The PPO values a typo can make impossible (rl_games would crash or divide by zero)."""
+    try:
+        ppo = cfg.train.params.config
+    except Exception:  # noqa: BLE001 - a train config without params.config is rl_games' to reject
+        return []
+    problems = []
+    for key in ("horizon_length", "num_minibatches", "mini_epochs"):
+        value = ppo.get(key)
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            problems.append(f"train.params.config.{key} must be an integer >= 1, got {value!r}")
+    for key in ("learning_rate", "e_clip", "gamma"):
+        value = ppo.get(key)
+        if value is not None and (not isinstance(value, (int, float)) or not value > 0):
+            problems.append(f"train.params.config.{key} must be > 0, got {value!r}")
+    if not problems and ppo.get("num_minibatches") and ppo.get("horizon_length"):
+        batch = int(cfg.num_envs) * int(ppo.horizon_length)
+        if batch % int(ppo.num_minibatches):
+            problems.append(f"num_envs x horizon_length = {batch} does not split into "
+                            f"train.params.config.num_minibatches={ppo.num_minibatches} minibatches")
+    return problems
+
+
 def _section_problems(cfg) -> List[str]:
-    """The ``sim2real`` and ``task.teleop`` sections, checked by their own parsers."""
-    from dofbot_rl.sim2real.client import Sim2RealConfig
-    from dofbot_rl.teleop.model import TeleopBindings, TeleopConfig
+    """The ``sim2real``, ``task.teleop``, ``export`` and ``bench`` sections."""
+    from dofbot_rl.sim2real.client import validate_settings
+    from dofbot_rl.teleop.model import TeleopBindings
 
     problems = []
+    s2r = cfg.sim2real
     try:
-        Sim2RealConfig.from_mapping(OmegaConf.to_container(cfg.sim2real))
+        validate_settings(s2r.host, s2r.port, s2r.protocol, bool(s2r.token_file), s2r.rate_hz, s2r.mode,
+                          s2r.heartbeat_ms, s2r.takeover)
     except ValueError as exc:
-        problems.append(f"sim2real: {exc}")
+        problems.append(str(exc))
+    if s2r.enabled and s2r.mode == "real2sim" and not cfg.teleop and cfg.num_envs < 2:
+        problems.append("sim2real.mode=real2sim drives env 0 from the arm, so no episode of it is counted: "
+                        "num_envs must be >= 2 (or teleop=True, which runs until Ctrl+C)")
+    if s2r.token_file and not Path(s2r.token_file).expanduser().is_file():
+        problems.append(f"sim2real.token_file: no such file {s2r.token_file!r}")
     try:
-        TeleopBindings.from_config(TeleopConfig.from_mapping(OmegaConf.to_container(cfg.task.teleop)))
+        TeleopBindings.from_config(cfg.task.teleop)
     except ValueError as exc:
         problems.append(f"task.teleop: {exc}")
+    if cfg.task.teleop.max_robots < 0:
+        problems.append(f"task.teleop.max_robots must be >= 0 (0: no cap), got {cfg.task.teleop.max_robots}")
+    unknown = [f for f in cfg.export.format if f not in EXPORT_FORMATS + ("all",)]
+    if unknown or not cfg.export.format:
+        problems.append(f"export.format: format={','.join(unknown) or '(none)'} is unknown: expected "
+                        f"{', '.join(EXPORT_FORMATS[:-1])}, {EXPORT_FORMATS[-1]} or all, or a comma list of them")
+    if cfg.export.samples < 1:
+        problems.append(f"export.samples: samples={cfg.export.samples} must be >= 1")
+    if any(n < 1 for n in cfg.bench.sizes):
+        problems.append(f"bench.sizes: sizes must be positive, got {list(cfg.bench.sizes)}")
+    if not cfg.bench.seconds > 0:
+        problems.append(f"bench.seconds must be > 0 s, got {cfg.bench.seconds}")
+    if cfg.bench.train_epochs < 0:
+        problems.append(f"bench.train_epochs must be >= 0, got {cfg.bench.train_epochs}")
     return problems
 
 
 def model_path(cfg: DictConfig):
     """The robot MJCF the config asks for (``task.sim.model`` or the generated default)."""
-    from pathlib import Path
-
-    path = Path(cfg.task.sim.model) if cfg.task.sim.model else robot_model_path("mjcf")
+    path = Path(cfg.task.sim.model).expanduser() if cfg.task.sim.model else robot_model_path("mjcf")
     if not path.is_file():
         raise ConfigError(f"task.sim.model: no robot model at {path}")
     return path

@@ -1,22 +1,19 @@
-"""The errors a user can fix, which the CLI and the panel show as one line (no traceback)."""
+"""The innermost module: the base of every error a user can fix.
 
-from dofbot_rl.config import ConfigError
-from dofbot_rl.physics.base import PhysicsError
-from dofbot_rl.mujoco_gl import RenderError
-from dofbot_rl.rl.checkpoints import CheckpointError
-from dofbot_rl.sim2real.client import Sim2RealError
-from dofbot_rl.tasks.dofbot_reacher import NonFiniteActionError
+Each layer's errors subclass :class:`DofbotRlError` (``ConfigError``, ``CheckpointError``,
+``PhysicsError``, ``Sim2RealError``...); the front-ends (the CLI, the Kit panel, the web
+studio) catch the base and show its message as one line, without a traceback. Standard
+library only and Python 3.6 compatible: the Jetson server bundle carries it.
+"""
 
 
-class UsageError(ValueError):
+class DofbotRlError(Exception):
+    """An error the user can fix; its message says what was wrong and what was expected."""
+
+
+class UsageError(DofbotRlError, ValueError):
     """A command-line mistake (unknown command, bad extra option)."""
 
 
-USER_ERRORS = (ConfigError, CheckpointError, NonFiniteActionError, PhysicsError, UsageError, FileNotFoundError,
-               Sim2RealError, RenderError)
-try:  # POSIX only (termios)
-    from dofbot_rl.teleop.terminal import NotATerminalError
-
-    USER_ERRORS += (NotATerminalError,)
-except ImportError:  # pragma: no cover - Windows
-    pass
+#: What the front-ends show as one line: this project's errors, and a file named that is not there.
+USER_ERRORS = (DofbotRlError, FileNotFoundError)

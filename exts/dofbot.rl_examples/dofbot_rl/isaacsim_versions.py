@@ -15,7 +15,9 @@ OMNI_ISAAC = "omni.isaac"
 
 _LAUNCH_NEW = "isaac-sim.sh --ext-folder exts --enable dofbot.rl_examples"
 _LAUNCH_PIP = "isaacsim isaacsim.exp.full.kit --ext-folder exts --enable dofbot.rl_examples"
-_MENU_BROWSER = "Isaac Examples > RL Examples; Window > Examples > Robotics Examples (category RL Examples)"
+_MENU = "Isaac Examples > Dofbot RL Examples"
+_MENU_BROWSER = _MENU + "; Window > Examples > Robotics Examples (category RL Examples)"
+_CONTRACT = "contract test (tests/test_isaacsim_contract.py) against tests/data/kit_signatures.json: "
 
 
 @dataclass(frozen=True)
@@ -31,26 +33,27 @@ class IsaacSimVersion:
 
 
 VERSIONS: Tuple[IsaacSimVersion, ...] = (
-    IsaacSimVersion("2023.1", OMNI_ISAAC, "3.10", "isaac-sim.gym.sh --ext-folder exts --enable dofbot.rl_examples",
-                    "Isaac Examples > RL Examples",
-                    "not run; omni.isaac.core names from the 2023.1 API docs; rl_games 1.6.1 + Python 3.10 suite: tools/matrix.sh"),
-    IsaacSimVersion("4.0", OMNI_ISAAC, "3.10", _LAUNCH_NEW, "Isaac Examples > RL Examples",
-                    "not run; same omni.isaac.core API as 2023.1 (API docs)"),
-    IsaacSimVersion("4.1", OMNI_ISAAC, "3.10", _LAUNCH_NEW, "Isaac Examples > RL Examples",
-                    "not run; same omni.isaac.core API as 2023.1 (API docs)"),
-    IsaacSimVersion("4.2", OMNI_ISAAC, "3.10", _LAUNCH_NEW, "Isaac Examples > RL Examples",
-                    "not run; same omni.isaac.core API as 2023.1 (API docs)"),
+    IsaacSimVersion("2023.1", OMNI_ISAAC, "3.10", "isaac-sim.gym.sh --ext-folder exts --enable dofbot.rl_examples", _MENU,
+                    "not run; no public 2023.1 source: " + _CONTRACT + "the omni.isaac.* names and extension list of the "
+                    "Isaac Sim 4.1 snapshot (same family); rl_games 1.6.1 + Python 3.10 suite: tools/matrix.sh"),
+    IsaacSimVersion("4.0", OMNI_ISAAC, "3.10", _LAUNCH_NEW, _MENU, "not run; as 4.1 (same omni.isaac.core family)"),
+    IsaacSimVersion("4.1", OMNI_ISAAC, "3.10", _LAUNCH_NEW, _MENU,
+                    "not run; " + _CONTRACT + "omni.isaac.* and extension names of an Isaac Sim 4.1 exts snapshot "
+                    "(github.com/phgandhi02/isaac-sim-4.1.0 at d089ac4)"),
+    IsaacSimVersion("4.2", OMNI_ISAAC, "3.10", _LAUNCH_NEW, _MENU, "not run; as 4.1"),
     IsaacSimVersion("4.5", ISAACSIM, "3.10", _LAUNCH_NEW + "  (pip: " + _LAUNCH_PIP + ")", _MENU_BROWSER,
-                    "not run; isaacsim.core.* names are those checked against the 6.2 wheels (unchanged since 4.5 per the docs)"),
+                    "not run; no 4.5 source here: as 5.0 (the isaacsim.* family began in 4.5)"),
     IsaacSimVersion("5.0", ISAACSIM, "3.11", _LAUNCH_NEW + "  (pip: " + _LAUNCH_PIP + ")", _MENU_BROWSER,
-                    "not run; as 4.5"),
+                    "not run; " + _CONTRACT + "isaacsim.* and extensions of the IsaacSim repository at v5.0.0; Kit APIs "
+                    "from Isaac Sim 5.x's .pyi stubs (Kit 107)"),
     IsaacSimVersion("5.1", ISAACSIM, "3.11", _LAUNCH_NEW + "  (pip: " + _LAUNCH_PIP + ")", _MENU_BROWSER,
-                    "not run; as 4.5"),
+                    "not run; as 5.0, at v5.1.0"),
     IsaacSimVersion("6.0", ISAACSIM, "3.12", _LAUNCH_NEW + "  (pip: " + _LAUNCH_PIP + ")", _MENU_BROWSER,
-                    "contract test against the isaacsim 6.2.0.0 wheels (isaacsim.core.api is deprecated in 6.x but loads)"),
+                    "not run; " + _CONTRACT + "the IsaacSim repository at v6.0.0 and v6.0.1 (isaacsim.core.api deprecated, "
+                    "loads); Kit 110.4 stubs and omni.ui / omni.timeline headers (omniverse-kit wheel)"),
     IsaacSimVersion("6.2", ISAACSIM, "3.12", _LAUNCH_NEW + "  (pip: " + _LAUNCH_PIP + ")", _MENU_BROWSER,
-                    "contract test (tests/test_isaacsim_contract.py) against the isaacsim-core / isaacsim-example 6.2.0.0 wheels; "
-                    "Kit tests written, not run (no GPU Isaac Sim here)"),
+                    _CONTRACT + "the isaacsim-core / isaacsim-example 6.2.0.0 wheels (isaacsim.* names and extensions); "
+                    "bare 6.2 Kit kernel runs on_startup (tests/test_kit_kernel.py, slow); Kit tests written, not run"),
 )
 
 

@@ -11,9 +11,10 @@ and the render path turns an OpenGL failure into one :class:`RenderError` line.
 
 import os
 import sys
+from dofbot_rl.errors import DofbotRlError
 
 
-class RenderError(RuntimeError):
+class RenderError(DofbotRlError, RuntimeError):
     """No OpenGL context could be made for offscreen rendering (the message says how to get one)."""
 
 

@@ -122,7 +122,7 @@ def sim_to_servo_deg(q):
     Raises:
         ValueError: if ``q`` does not hold 6 finite numbers.
     """
-    q = _six_finite(q, "joint angles")
+    q = list(as_floats(q, what="joint angles"))
     out = []
     for i, angle in enumerate(q):
         (lo, hi), (a, b) = SIM_RANGES_DEG[i], SERVO_RANGES_DEG[i]
@@ -139,7 +139,7 @@ def servo_deg_to_sim(servo):
     Raises:
         ValueError: if ``servo`` does not hold 6 finite numbers.
     """
-    servo = _six_finite(servo, "servo angles")
+    servo = list(as_floats(servo, what="servo angles"))
     out = []
     for i, s in enumerate(servo):
         (lo, hi), (a, b) = SIM_RANGES_DEG[i], SERVO_RANGES_DEG[i]
@@ -154,16 +154,30 @@ def clamp_to_limits(q, lower=SAFE_LIMITS_LOWER, upper=SAFE_LIMITS_UPPER):
     return [min(max(float(v), lo), hi) for v, lo, hi in zip(q, lower, upper)]
 
 
-def _six_finite(values, what):
+def as_floats(values, n=NUM_DOF, what="joint angles", finite=True):
+    """``values`` as a tuple of ``n`` floats: the project's one "n (finite) numbers" check.
+
+    Used by the robot facts, teleop and the whole sim2real package (Python 3.6, standard
+    library).
+
+    Args:
+        values: any iterable of numbers (list, tuple, a CPU tensor's elements...).
+        n: how many (6: the joints, task order).
+        what: names the values in the error.
+        finite: also refuse NaN and infinity.
+
+    Raises:
+        ValueError: not ``n`` numbers, or (``finite``) a NaN or infinite one.
+    """
     try:
-        values = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise ValueError("expected 6 numbers for the %s, got %r" % (what, values))
-    if len(values) != NUM_DOF:
-        raise ValueError("expected 6 %s, got %d" % (what, len(values)))
-    if not all(math.isfinite(v) for v in values):
-        raise ValueError("%s must be finite, got %r" % (what, values))
-    return values
+        out = tuple(float(v) for v in values)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError("%s must be %d numbers, got %r" % (what, n, values))
+    if len(out) != n:
+        raise ValueError("%s must be %d numbers, got %d" % (what, n, len(out)))
+    if finite and not all(math.isfinite(v) for v in out):
+        raise ValueError("%s must be %d finite numbers, got %r" % (what, n, out))
+    return out
 
 
 # ----------------------------------------------------------------------------------

@@ -1,38 +1,41 @@
-"""Generate the Dofbot USD (``data/robots/dofbot/dofbot.usda``) for Isaac Sim.
+"""Generate the Dofbot USD (``data/robots/dofbot/dofbot.usda``) for Isaac Sim, and the USD
+pieces of the panel's scene (markers).
 
 The USD describes the same robot as the generated MJCF (:mod:`dofbot_rl.assets`), so the
-Isaac Sim backend and the embedded MuJoCo backend simulate one model:
+Isaac Sim backend and the embedded MuJoCo backend simulate one arm (docs/robot.md, "One
+arm in both engines"; ``tests/test_one_arm.py`` checks it):
 
 * kinematics: ``robot.URDF_JOINT_ORIGINS``; links are sibling rigid bodies under the
   ``/Dofbot`` articulation root, placed at their zero-pose world transforms (the URDF
   importer's layout); every revolute joint turns about its child frame's +Z (the gripper
   about +X), its frame given by ``localPos0/localRot0`` in the parent body;
 * masses, centres of mass and principal inertias: read off the compiled MJCF;
-* drives: PhysX *acceleration* drives with the MJCF's gains. USD states angular drive
-  gains per degree, so ``stiffness = robot.DRIVE_STIFFNESS * pi / 180`` (1048 1/s^2 per
-  rad) and ``damping = robot.DRIVE_DAMPING * pi / 180``; ``maxForce`` is the servo torque
-  limit; joint ``armature`` the servo's reflected inertia; limits in degrees;
+* drives: PhysX *force* drives with the MJCF actuators' torque gains. USD states angular
+  drive gains per degree, so ``stiffness = kp * pi / 180`` (N m/deg, ``kp`` in N m/rad) and
+  ``damping = kv * pi / 180`` (N m s/deg); ``maxForce`` is the MJCF's force range (the servo
+  torque limit); joint ``armature`` the MJCF's; limits in degrees; no joint velocity limit
+  in effect (``assets.JOINT_VELOCITY_LIMIT``, as the MJCF has none); link damping 0 (PhysX
+  would otherwise damp link velocities by 0.05 1/s, MuJoCo does not);
 * geometry: the MJCF's capsules and base cylinder as visual prims only (no colliders:
   the MJCF has contacts off, like the reference task); self-collisions off;
 * fixed base: a ``PhysicsFixedJoint`` from the world to ``base_link``.
 
 Only ``pxr`` is needed (``pip install usd-core`` outside Kit; Kit ships it). PhysX
-schemas (``PhysxArticulationAPI``, ``PhysxJointAPI``) are written as applied-schema
-tokens and namespaced attributes, which Isaac Sim reads without ``PhysxSchema`` here.
-Regenerate with ``python -m dofbot_rl.usd_asset``; a test checks the committed file.
+schemas (``PhysxArticulationAPI``, ``PhysxJointAPI``, ``PhysxRigidBodyAPI``) are written
+as applied-schema tokens and namespaced attributes, which Isaac Sim reads without
+``PhysxSchema`` here. Regenerate with ``python -m dofbot_rl.usd_asset``; a test checks the
+committed file.
 """
 
 import math
 from pathlib import Path
 from typing import Dict, List, Tuple
 
-from dofbot_rl import robot
+from dofbot_rl import robot, scene
 from dofbot_rl.paths import robot_model_path
 
 #: Name of the robot prim (the default prim; ``teleop.picking`` expects it under each env).
-ROBOT_PRIM = "Dofbot"
-#: Joint maximum velocity (rad/s), as in the generated URDF.
-MAX_JOINT_VELOCITY = 6.0
+ROBOT_PRIM = scene.ROBOT_NAME
 #: PhysX articulation solver iterations.
 SOLVER_POSITION_ITERATIONS, SOLVER_VELOCITY_ITERATIONS = 8, 1
 
@@ -108,6 +111,8 @@ def build_stage(model=None):
     root.CreateAttribute("physxArticulation:solverPositionIterationCount", Sdf.ValueTypeNames.Int).Set(SOLVER_POSITION_ITERATIONS)
     root.CreateAttribute("physxArticulation:solverVelocityIterationCount", Sdf.ValueTypeNames.Int).Set(SOLVER_VELOCITY_ITERATIONS)
 
+    from dofbot_rl.assets import JOINT_VELOCITY_LIMIT
+
     frames = zero_pose_body_frames()
     for name, (pos, rot) in frames.items():
         _define_body(stage, root_path.AppendChild(name), name, pos, rot, model)
@@ -133,21 +138,22 @@ def build_stage(model=None):
         joint.CreateAxisAttr().Set(axis)
         joint.CreateLowerLimitAttr().Set(math.degrees(robot.JOINT_LIMITS_LOWER[index]))
         joint.CreateUpperLimitAttr().Set(math.degrees(robot.JOINT_LIMITS_UPPER[index]))
+        actuator, dof = model.actuator(name), model.joint(name).dofadr[0]
         drive = UsdPhysics.DriveAPI.Apply(joint.GetPrim(), "angular")
-        drive.CreateTypeAttr().Set("acceleration")
-        drive.CreateStiffnessAttr().Set(robot.DRIVE_STIFFNESS * math.pi / 180.0)
-        drive.CreateDampingAttr().Set(robot.DRIVE_DAMPING * math.pi / 180.0)
-        drive.CreateMaxForceAttr().Set(robot.SERVO_TORQUE_LIMIT)
+        drive.CreateTypeAttr().Set("force")
+        drive.CreateStiffnessAttr().Set(float(actuator.gainprm[0]) * math.pi / 180.0)
+        drive.CreateDampingAttr().Set(-float(actuator.biasprm[2]) * math.pi / 180.0)
+        drive.CreateMaxForceAttr().Set(float(actuator.forcerange[1]))
         drive.CreateTargetPositionAttr().Set(0.0)
         prim = joint.GetPrim()
         prim.AddAppliedSchema("PhysxJointAPI")
-        prim.CreateAttribute("physxJoint:armature", Sdf.ValueTypeNames.Float).Set(robot.SERVO_ARMATURE)
-        prim.CreateAttribute("physxJoint:maxJointVelocity", Sdf.ValueTypeNames.Float).Set(math.degrees(MAX_JOINT_VELOCITY))
+        prim.CreateAttribute("physxJoint:armature", Sdf.ValueTypeNames.Float).Set(float(model.dof_armature[dof]))
+        prim.CreateAttribute("physxJoint:maxJointVelocity", Sdf.ValueTypeNames.Float).Set(math.degrees(JOINT_VELOCITY_LIMIT))
     return stage
 
 
 def _define_body(stage, path, name, pos, rot, model) -> None:
-    from pxr import Gf, UsdGeom, UsdPhysics
+    from pxr import Gf, Sdf, UsdGeom, UsdPhysics
 
     xform = UsdGeom.Xform.Define(stage, path)
     quat = _quat_from_matrix(rot)
@@ -156,6 +162,9 @@ def _define_body(stage, path, name, pos, rot, model) -> None:
     xform.AddOrientOp(UsdGeom.XformOp.PrecisionDouble).Set(Gf.Quatd(quat[0], Gf.Vec3d(*quat[1:])))
     prim = xform.GetPrim()
     UsdPhysics.RigidBodyAPI.Apply(prim)
+    prim.AddAppliedSchema("PhysxRigidBodyAPI")
+    for attr in ("physxRigidBody:linearDamping", "physxRigidBody:angularDamping"):
+        prim.CreateAttribute(attr, Sdf.ValueTypeNames.Float).Set(0.0)
     mass = UsdPhysics.MassAPI.Apply(prim)
     body = model.body(name)
     mass.CreateMassAttr().Set(float(body.mass[0]))
@@ -180,6 +189,109 @@ def _define_body(stage, path, name, pos, rot, model) -> None:
     shape.AddTranslateOp().Set(Gf.Vec3d(*[float(v) for v in geom.pos]))
     shape.AddOrientOp(UsdGeom.XformOp.PrecisionDouble).Set(Gf.Quatd(gq[0], Gf.Vec3d(*gq[1:])))
     shape.CreateDisplayColorAttr().Set([Gf.Vec3f(*[float(v) for v in geom.rgba[:3]])])
+
+
+# ----------------------------------------------------------------------------------
+# The panel's scene: pieces the Kit layer builds (Kit-free, so usd-core tests them)
+# ----------------------------------------------------------------------------------
+def define_env_source(stage, usd_path: str):
+    """Define ``/World/envs/env_0/Dofbot`` referencing the robot USD (the prim the cloner copies).
+
+    Returns:
+        The env_0 ``Usd.Prim``.
+    """
+    from pxr import UsdGeom
+
+    env = UsdGeom.Xform.Define(stage, scene.env_path(0)).GetPrim()
+    stage.DefinePrim(scene.robot_path(0), "Xform").GetReferences().AddReference(str(usd_path))
+    return env
+
+
+def define_markers(stage, num_envs: int, path: str = scene.MARKERS_PATH):
+    """Define the goal and fingertip markers of ``num_envs`` robots as one ``UsdGeom.PointInstancer``.
+
+    Instance ``i`` is env ``i``'s goal, instance ``num_envs + i`` its fingertip; positions
+    (m) are in the instancer's frame, which is the env root's (identity transforms): env
+    origin plus the env-frame position. The instancer starts invisible (nothing is hidden below the floor)
+    and carries a full ``translate, orient, scale`` xform-op stack, so anything that resets
+    it like the core API's XForm views do (writing ``xformOp:translate`` and
+    ``xformOp:orient``) finds the attributes it writes.
+
+    Raises:
+        ValueError: ``num_envs < 1``.
+    """
+    from pxr import Gf, UsdGeom, Vt
+
+    if num_envs < 1:
+        raise ValueError(f"num_envs must be >= 1, got {num_envs}")
+    instancer = UsdGeom.PointInstancer.Define(stage, path)
+    instancer.AddTranslateOp(UsdGeom.XformOp.PrecisionDouble).Set(Gf.Vec3d(0.0, 0.0, 0.0))
+    instancer.AddOrientOp(UsdGeom.XformOp.PrecisionDouble).Set(Gf.Quatd(1.0, 0.0, 0.0, 0.0))
+    instancer.AddScaleOp(UsdGeom.XformOp.PrecisionDouble).Set(Gf.Vec3d(1.0, 1.0, 1.0))
+    prototypes = []
+    for name, radius, rgb in zip(scene.MARKER_PROTOTYPES, (scene.GOAL_RADIUS, scene.TIP_RADIUS),
+                                 (scene.GOAL_RGB, scene.TIP_RGB)):
+        sphere = UsdGeom.Sphere.Define(stage, f"{path}/{name}")
+        sphere.CreateRadiusAttr(radius)
+        sphere.CreateDisplayColorAttr([Gf.Vec3f(*rgb)])
+        prototypes.append(sphere.GetPath())
+    instancer.CreatePrototypesRel().SetTargets(prototypes)
+    instancer.CreateProtoIndicesAttr(Vt.IntArray([0] * num_envs + [1] * num_envs))
+    instancer.CreatePositionsAttr(Vt.Vec3fArray(2 * num_envs))
+    instancer.MakeInvisible()
+    return instancer
+
+
+class MarkerWriter:
+    """Writes every marker of the instancer from :func:`define_markers` in one batch.
+
+    One :meth:`write` is one ``positions`` value (``2 num_envs`` points) set at the Sdf level
+    inside one ``Sdf.ChangeBlock``: one change notice per frame, however many robots.
+
+    Args:
+        stage: the stage holding the instancer.
+        path: the instancer's prim path.
+
+    Raises:
+        ValueError: no marker instancer at ``path`` in the stage's edit target.
+    """
+
+    def __init__(self, stage, path: str = scene.MARKERS_PATH):
+        from pxr import Sdf, UsdGeom
+
+        instancer = UsdGeom.PointInstancer(stage.GetPrimAtPath(path))
+        if not instancer:
+            raise ValueError(f"no marker PointInstancer at {path}")
+        layer = stage.GetEditTarget().GetLayer()
+        self._positions = layer.GetAttributeAtPath(instancer.GetPositionsAttr().GetPath())
+        self._visibility = layer.GetAttributeAtPath(Sdf.Path(path).AppendProperty(UsdGeom.Tokens.visibility))
+        if self._positions is None:
+            raise ValueError(f"{path}.positions is not authored in {layer.identifier}")
+        self.num_points = len(instancer.GetPositionsAttr().Get())
+        self._shown = False
+
+    def write(self, positions_w) -> None:
+        """Set all marker positions: ``positions_w`` ``(2 num_envs, 3)`` m in the env root's frame
+        (env origin + env-frame position; goals first, then fingertips). The instancer becomes
+        visible on the first write.
+
+        Raises:
+            ValueError: wrong shape.
+            RuntimeError: the instancer was removed from the stage since.
+        """
+        import numpy as np
+        from pxr import Sdf, UsdGeom, Vt
+
+        positions_w = np.ascontiguousarray(positions_w, dtype=np.float32)
+        if positions_w.shape != (self.num_points, 3):
+            raise ValueError(f"marker positions must be ({self.num_points}, 3), got {positions_w.shape}")
+        if self._positions.expired:
+            raise RuntimeError("the marker instancer is gone from the stage")
+        with Sdf.ChangeBlock():
+            self._positions.default = Vt.Vec3fArray.FromNumpy(positions_w)
+            if not self._shown and self._visibility is not None:
+                self._visibility.default = UsdGeom.Tokens.inherited
+        self._shown = True
 
 
 def build_usda() -> str:

@@ -1,11 +1,11 @@
 """The panel's actions as ``omni.kit.commands`` (scripts and the Script Editor can drive them).
 
 ``DofbotBuildScene`` builds the vectorized scene and is undoable (undo unloads the panel's
-scene, then removes what it built). A rebuild deletes the old scene first with
-``DeletePrims`` in the same undo group (see ``controller.py``), so undoing the group
-brings the old scene back. The other commands forward to the panel of the running
-extension; they change runtime state (threads, files), not the stage, so they have no
-``undo`` and never enter the undo stack::
+scene, then removes what it built; refused while a training run is active). A rebuild
+deletes the old scene first with ``DeletePrims`` in the same undo group (see
+``controller.py``), so undoing the group brings the old scene back. The other commands
+forward to the panel of the running extension; they change runtime state (threads,
+files), not the stage, so they have no ``undo`` and never enter the undo stack::
 
     import omni.kit.commands
     omni.kit.commands.execute("DofbotLoadScene")           # = Load
@@ -15,25 +15,28 @@ extension; they change runtime state (threads, files), not the stage, so they ha
     omni.kit.commands.execute("DofbotTest")
 """
 
+from typing import Any, Callable
+
 import omni.kit.commands
 import omni.usd
 
-ENV_ROOT = "/World/envs"
-ENV_0 = ENV_ROOT + "/env_0"
-ROBOT_NAME = "Dofbot"
-#: Marker spheres: (name, radius m, colour).
-MARKERS = (("goal", 0.015, (0.9, 0.15, 0.1)), ("tip", 0.010, (0.1, 0.8, 0.2)))
+from dofbot_rl import scene
 
 
 class DofbotBuildSceneCommand(omni.kit.commands.Command):
-    """Build ``/World/envs/env_<i>/Dofbot`` (+ goal/tip markers) for ``num_envs`` robots.
+    """Build ``/World/envs/env_<i>/Dofbot`` for ``num_envs`` robots, and their goal/tip markers.
 
     Args:
         usd_path: the robot USD (``data/robots/dofbot/dofbot.usda``).
         num_envs: robots to build (>= 1).
         spacing: grid spacing (m).
 
-    The cloner is the running extension's core API ``GridCloner``.
+    ``env_0`` is defined once and copied by the running extension's core API ``GridCloner``
+    with ``copy_from_source=True``: every env is a full copy (no inherit arc to ``env_0``,
+    so editing ``env_0`` notifies no other env). The markers are one PointInstancer at
+    :data:`dofbot_rl.scene.MARKERS_PATH`, outside the cloned envs, with a full xform-op
+    stack and no XForm view over it (a World reset does not touch it); see
+    :func:`dofbot_rl.usd_asset.define_markers`.
 
     After ``do()``, :attr:`env_origins` holds the ``(num_envs, 3)`` env positions (m).
     """
@@ -47,45 +50,48 @@ class DofbotBuildSceneCommand(omni.kit.commands.Command):
 
     def do(self):
         """Build the scene; returns the env origins."""
-        from pxr import Gf, UsdGeom, UsdLux
+        from pxr import UsdGeom, UsdLux
 
-        from dofbot_rl.app.extension import get_instance
-
+        from dofbot_rl import usd_asset
         ext = get_instance()
         if ext is None or ext.api is None:
             raise RuntimeError("DofbotBuildScene needs the running dofbot.rl_examples extension and a supported Isaac Sim")
+        guard = ext.model.unload_guard() if ext.model is not None else ""
+        if guard:  # e.g. a redo while training: the scene being trained on stays
+            raise RuntimeError(f"DofbotBuildScene refused: {guard}")
         api = ext.api
         stage = omni.usd.get_context().get_stage()
-        if stage.GetPrimAtPath(ENV_ROOT).IsValid():
-            raise RuntimeError(f"{ENV_ROOT} exists: delete it first (DeletePrims, in the same undo group)")
+        if stage.GetPrimAtPath(scene.ENV_ROOT).IsValid():
+            raise RuntimeError(f"{scene.ENV_ROOT} exists: delete it first (DeletePrims, in the same undo group)")
         self._created = []
-        for path, define in (("/World", UsdGeom.Xform.Define),
-                             ("/World/light", lambda s, p: UsdLux.DomeLight.Define(s, p).CreateIntensityAttr(1000.0))):
+        for path, define in ((scene.WORLD, UsdGeom.Xform.Define),
+                             (scene.WORLD + "/light", lambda s, p: UsdLux.DomeLight.Define(s, p).CreateIntensityAttr(1000.0))):
             if not stage.GetPrimAtPath(path).IsValid():
                 define(stage, path)
                 self._created.append(path)
-        UsdGeom.Xform.Define(stage, ENV_0)
-        robot = stage.DefinePrim(f"{ENV_0}/{ROBOT_NAME}", "Xform")
-        robot.GetReferences().AddReference(self.usd_path)
-        for name, radius, colour in MARKERS:
-            sphere = UsdGeom.Sphere.Define(stage, f"{ENV_0}/{name}")
-            sphere.CreateRadiusAttr(radius)
-            sphere.CreateDisplayColorAttr([Gf.Vec3f(*colour)])
-            sphere.AddTranslateOp().Set(Gf.Vec3d(0.0, 0.0, -1.0))  # hidden under the floor until the first step
+        usd_asset.define_env_source(stage, self.usd_path)
         cloner = api.GridCloner(spacing=self.spacing)
-        cloner.define_base_env(ENV_ROOT)
-        paths = cloner.generate_paths(ENV_ROOT + "/env", self.num_envs)
-        self.env_origins = cloner.clone(source_prim_path=ENV_0, prim_paths=paths, replicate_physics=True)
-        self._created.append(ENV_ROOT)
+        cloner.define_base_env(scene.ENV_ROOT)
+        paths = cloner.generate_paths(scene.CLONER_ROOT, self.num_envs)
+        self.env_origins = cloner.clone(source_prim_path=scene.env_path(0), prim_paths=paths, replicate_physics=True,
+                                        copy_from_source=True)
+        usd_asset.define_markers(stage, self.num_envs)
+        self._created.append(scene.ENV_ROOT)
         return self.env_origins
 
     def undo(self):
-        """Unload the panel's scene (physics lets go of the prims), then remove what :meth:`do` built."""
-        from dofbot_rl.app.extension import get_instance
+        """Unload the panel's scene (physics lets go of the prims), then remove what :meth:`do` built.
 
+        Refused while a training run is active (Stop first: it saves a checkpoint): raises
+        before anything changes, and the panel's status says why. Never waits for the
+        worker thread (the sim loop polls it across app updates).
+
+        Raises:
+            RuntimeError: a training run is active.
+        """
         ext = get_instance()
-        if ext is not None and ext.model is not None:
-            ext.model.unload()
+        if ext is not None and ext.model is not None and not ext.model.unload(refuse_if_training=True):
+            raise RuntimeError(f"undo of Load refused: {ext.model.unload_guard()}")
         stage = omni.usd.get_context().get_stage()
         for path in reversed(self._created):
             if stage.GetPrimAtPath(path).IsValid():
@@ -97,8 +103,6 @@ class _PanelCommand(omni.kit.commands.Command):
     """Base: forwards to the running extension's panel model (no ``undo``: not on the undo stack)."""
 
     def _model(self):
-        from dofbot_rl.app.extension import get_instance
-
         ext = get_instance()
         if ext is None or ext.model is None:
             raise RuntimeError("the dofbot.rl_examples extension is not running")
@@ -155,13 +159,30 @@ COMMANDS = (DofbotBuildSceneCommand, DofbotLoadSceneCommand, DofbotTrainCommand,
             DofbotLoadCheckpointCommand)
 
 
-def register() -> None:
-    """Register the commands (extension start-up)."""
+_extension_getter: Callable[[], Any] = lambda: None  # noqa: E731 - set by register()
+
+
+def get_instance():
+    """The running extension (the one that registered the commands), or None."""
+    return _extension_getter()
+
+
+def register(extension_getter: Callable[[], Any]) -> None:
+    """Register the commands (extension start-up).
+
+    Args:
+        extension_getter: returns the running extension (its ``model``), so that this module
+            needs no import of the extension module (no import cycle).
+    """
+    global _extension_getter
+    _extension_getter = extension_getter
     for command in COMMANDS:
         omni.kit.commands.register(command)
 
 
 def unregister() -> None:
     """Unregister them (extension shutdown)."""
+    global _extension_getter
     for command in reversed(COMMANDS):
         omni.kit.commands.unregister(command)
+    _extension_getter = lambda: None  # noqa: E731

@@ -3,13 +3,13 @@
 Two core API families exist (``dofbot_rl.isaacsim_versions``):
 
 * ``isaacsim`` (Isaac Sim 4.5-6.x): ``isaacsim.core.api.World``,
-  ``isaacsim.core.prims.Articulation`` / ``RigidPrim`` / ``XFormPrim`` (views),
+  ``isaacsim.core.prims.Articulation`` / ``RigidPrim`` (views),
   ``isaacsim.core.cloner.GridCloner``, ``isaacsim.core.utils.stage``,
   ``isaacsim.core.version``. Deprecated in 6.x in favour of
   ``isaacsim.core.experimental.*`` but still shipped and loadable;
 * ``omni.isaac`` (2023.1-4.2): ``omni.isaac.core.World``,
   ``omni.isaac.core.articulations.ArticulationView``,
-  ``omni.isaac.core.prims.RigidPrimView`` / ``XFormPrimView``,
+  ``omni.isaac.core.prims.RigidPrimView``,
   ``omni.isaac.cloner.GridCloner``, ``omni.isaac.core.utils.stage``, ``omni.isaac.version``.
 
 :func:`resolve_core_api` tries ``isaacsim`` first, then ``omni.isaac``: for each it
@@ -19,11 +19,13 @@ The few call differences (view classes, ``update_fabric``, stage-event subscript
 are methods of :class:`CoreApi` or functions here; no other module branches on versions.
 """
 
+import inspect
 import logging
-from dataclasses import dataclass
-from typing import Any, Callable, Optional, Tuple
+from dataclasses import dataclass, field
+from typing import Any, Callable, FrozenSet, Optional, Tuple
 
 import carb
+import carb.settings
 import omni.kit.app
 
 from dofbot_rl.isaacsim_versions import ISAACSIM, OMNI_ISAAC, support_message
@@ -50,10 +52,12 @@ class CoreApi:
         family: ``isaacsim`` or ``omni.isaac``.
         version: the app's version string (``""`` when unreadable).
         World: the ``World`` class.
-        ArticulationView, RigidView, XFormView: view classes over prim-path expressions.
+        ArticulationView, RigidView: view classes over prim-path expressions.
         GridCloner: the cloner class.
         add_reference_to_stage: ``(usd_path, prim_path) -> Usd.Prim``.
         set_camera_view: ``(eye, target)`` for the active viewport camera.
+        step_params: the parameter names of ``World.step`` in this app (``update_fabric``
+            arrived with isaacsim.core.api 4.7, Isaac Sim 5.1).
     """
 
     family: str
@@ -61,10 +65,14 @@ class CoreApi:
     World: Any
     ArticulationView: Any
     RigidView: Any
-    XFormView: Any
     GridCloner: Any
     add_reference_to_stage: Callable
     set_camera_view: Callable
+    step_params: FrozenSet[str] = field(default_factory=frozenset)
+
+    def __post_init__(self):
+        if not self.step_params:
+            self.step_params = frozenset(inspect.signature(self.World.step).parameters)
 
     @property
     def description(self) -> str:
@@ -77,20 +85,94 @@ class CoreApi:
         return self.ArticulationView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False)
 
     def rigid_view(self, prim_paths_expr: str, name: str):
-        """A rigid-body view (``RigidPrim`` in 4.5+, ``RigidPrimView`` before)."""
-        return self.RigidView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False)
+        """A rigid-body view (``RigidPrim`` in 4.5+, ``RigidPrimView`` before); no contact
+        sensors (the default ``True`` authors a sleep threshold on every link)."""
+        return self.RigidView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False,
+                              prepare_contact_sensors=False)
 
-    def xform_view(self, prim_paths_expr: str, name: str):
-        """An xform view for markers (``XFormPrim`` in 4.5+, ``XFormPrimView`` before)."""
-        return self.XFormView(prim_paths_expr=prim_paths_expr, name=name, reset_xform_properties=False)
+    @staticmethod
+    def push_to_fabric(world) -> bool:
+        """Copy the current physics state to Fabric once, as ``World.render`` does before an app
+        update (``omni.physxfabric``'s ``force_update``); False where the app has no
+        ``omni.physx.fabric`` enabled (physics then writes to USD, nothing to push)."""
+        if not omni.kit.app.get_app().get_extension_manager().is_extension_enabled("omni.physx.fabric"):
+            return False
+        from omni.physxfabric import get_physx_fabric_interface
 
-    def physics_step(self, world, update_fabric: bool) -> None:
-        """One physics step without rendering; ``update_fabric`` pushes the result to Fabric
-        for the viewport (4.5+ only: 2023.1-4.2 write physics results to USD)."""
-        if self.family == ISAACSIM:
+        get_physx_fabric_interface().force_update(world.get_physics_dt(), world.current_time)
+        return True
+
+    def physics_step(self, world, update_fabric: bool) -> bool:
+        """One physics step without rendering, only while the timeline plays (``World.step``
+        steps nothing otherwise). ``update_fabric`` pushes the result to Fabric for the viewport:
+        through ``World.step(update_fabric=)`` where it exists (5.1+), else with
+        :func:`sync_fabric` (2023.1 - 5.0, whose World syncs Fabric only in ``render()``).
+
+        Returns:
+            False (nothing stepped) when the timeline is paused or stopped.
+        """
+        if not world.is_playing():
+            return False
+        if "update_fabric" in self.step_params:
             world.step(render=False, update_fabric=update_fabric)
         else:
             world.step(render=False)
+            if update_fabric:
+                sync_fabric(world)
+        return True
+
+
+def sync_fabric(world) -> None:
+    """Push PhysX's results to Fabric as ``World.render()`` does (2023.1 - 5.0).
+
+    With a CUDA device the core API turns ``/physics/updateToUsd`` off and the viewport
+    reads Fabric, which these versions update only in ``render()``/``render_async()``.
+    Does nothing where ``omni.physx.fabric`` is not enabled (physics then writes USD).
+    """
+    manager = omni.kit.app.get_app().get_extension_manager()
+    if not manager.is_extension_enabled("omni.physx.fabric"):
+        return
+    from omni.physxfabric import get_physx_fabric_interface
+
+    fabric = get_physx_fabric_interface()
+    update = getattr(fabric, "force_update", None) or fabric.update  # force_update: 4.5+; update: before
+    update(world.get_physics_dt(), world.current_time)
+
+
+#: Kit's update loop steps PhysX while the timeline plays unless this is False.
+PLAY_SIMULATIONS = "/app/player/playSimulations"
+
+
+def app_steps_physics(enabled: bool) -> None:
+    """Let Kit's update loop step PhysX while the timeline plays (True, Kit's default) or not
+    (False: only the backend steps). Every False is restored on every path (AST-checked in
+    ``tests/test_isaacsim_contract.py``)."""
+    carb.settings.get_settings().set_bool(PLAY_SIMULATIONS, bool(enabled))
+
+
+def timeline():
+    """The default ``omni.timeline`` interface (play state of the toolbar's Play/Pause/Stop)."""
+    import omni.timeline
+
+    return omni.timeline.get_timeline_interface()
+
+
+async def stop_timeline_async() -> None:
+    """Stop the timeline (PhysX lets go of the stage) and wait one app update, as
+    OmniIsaacGymEnvs does before it rebuilds a scene."""
+    tl = timeline()
+    if not tl.is_stopped():
+        tl.stop()
+        await omni.kit.app.get_app().next_update_async()
+
+
+def unregister_replicator(stage) -> None:
+    """Drop the physics replicator a previous ``GridCloner.clone(replicate_physics=True)``
+    registered on ``stage`` (a 1-robot clone after an N-robot one leaves it on 4.5+)."""
+    from omni.physx import get_physx_replicator_interface
+    from pxr import UsdUtils
+
+    get_physx_replicator_interface().unregister_replicator(UsdUtils.StageCache.Get().Insert(stage).ToLongInt())
 
 
 def _enable(names: Tuple[str, ...]) -> bool:
@@ -110,9 +192,10 @@ def _enable(names: Tuple[str, ...]) -> bool:
 
 
 def enable_torch_provider() -> bool:
-    """Enable ``omni.isaac.ml_archive`` where the app has it (Isaac Sim 2023.1 - 4.2 ship torch
-    there), before anything imports torch; True when it is enabled. Later apps ship torch in
-    their Python and lack the extension (False, nothing to do)."""
+    """Enable ``omni.isaac.ml_archive`` where the app has it, before anything imports torch;
+    True when it is enabled. 2023.1 - 4.2 ship torch only there; 5.0 and 5.1 still ship it
+    (and isaacsim.core.api depends on it), 6.0 ships it deprecated; apps without it
+    (False) have torch in their Python."""
     return _enable(("omni.isaac.ml_archive",))
 
 
@@ -120,22 +203,22 @@ def _import_family(family: str) -> Optional[CoreApi]:
     if family == ISAACSIM:
         from isaacsim.core.api import World
         from isaacsim.core.cloner import GridCloner
-        from isaacsim.core.prims import Articulation, RigidPrim, XFormPrim
+        from isaacsim.core.prims import Articulation, RigidPrim
         from isaacsim.core.utils.stage import add_reference_to_stage
         from isaacsim.core.utils.viewports import set_camera_view
         from isaacsim.core.version import get_version
 
-        return CoreApi(family, get_version()[0], World, Articulation, RigidPrim, XFormPrim, GridCloner, add_reference_to_stage,
+        return CoreApi(family, get_version()[0], World, Articulation, RigidPrim, GridCloner, add_reference_to_stage,
                        set_camera_view)
     from omni.isaac.cloner import GridCloner
     from omni.isaac.core import World
     from omni.isaac.core.articulations import ArticulationView
-    from omni.isaac.core.prims import RigidPrimView, XFormPrimView
+    from omni.isaac.core.prims import RigidPrimView
     from omni.isaac.core.utils.stage import add_reference_to_stage
     from omni.isaac.core.utils.viewports import set_camera_view
     from omni.isaac.version import get_version
 
-    return CoreApi(family, get_version()[0], World, ArticulationView, RigidPrimView, XFormPrimView, GridCloner,
+    return CoreApi(family, get_version()[0], World, ArticulationView, RigidPrimView, GridCloner,
                    add_reference_to_stage, set_camera_view)
 
 

@@ -1,4 +1,5 @@
-"""Kit side of Load: build the scene (undoable command), start PhysX, hand the backend to the model.
+"""Kit side of Load: stop the timeline, build the scene (undoable command), start PhysX, hand
+the backend to the model.
 
 The panel model calls :meth:`PanelController.loader` with a validated config; loading is
 asynchronous in Kit (the World resets over app updates), so the coroutine is kept in
@@ -50,8 +51,11 @@ class PanelController:
             import omni.kit.undo
             import omni.usd
 
-            from dofbot_rl.app.commands import ENV_ROOT
+            from dofbot_rl.app import compat
+            from dofbot_rl.scene import ENV_ROOT
 
+            await compat.stop_timeline_async()  # PhysX lets go of the old scene before it changes
+            compat.unregister_replicator(omni.usd.get_context().get_stage())  # the old clones' replicator
             with omni.kit.undo.group():  # one undo step: the rebuild, and the old scene back on undo
                 if omni.usd.get_context().get_stage().GetPrimAtPath(ENV_ROOT).IsValid():
                     omni.kit.commands.execute("DeletePrims", paths=[ENV_ROOT])

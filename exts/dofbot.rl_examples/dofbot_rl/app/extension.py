@@ -7,8 +7,11 @@ Start-up, in order (shutdown undoes each step in reverse):
 2. the core API of the running Isaac Sim (:mod:`dofbot_rl.app.compat`; version and path
    logged) - an unsupported app disables the panel with the reason shown in it;
 3. the Load controller, the ``omni.kit.commands``, the window;
-4. the menu item *Isaac Examples > RL Examples* and, where ``isaacsim.examples.browser``
-   is enabled, the browser entry (category "RL Examples");
+4. the action ``dofbot.rl_examples: toggle_window`` (``omni.kit.actions.core``), the menu
+   item *Isaac Examples > Dofbot RL Examples* that runs it and, where
+   ``isaacsim.examples.browser`` is enabled, the browser entry (category "RL Examples").
+   Not "RL Examples": OmniIsaacGymEnvs registers that item and window title, and both
+   extensions can be enabled together (the 2023.1 gym app);
 5. the sim loop coroutine and the robot picker (selection + keyboard).
 
 Any other start-up error is logged with ``carb.log_error`` and re-raised, so Kit reports the
@@ -25,7 +28,8 @@ import carb
 import omni.ext
 
 MENU_ROOT = "Isaac Examples"
-MENU_ITEM = "RL Examples"
+MENU_ITEM = "Dofbot RL Examples"
+TOGGLE_ACTION = "toggle_window"
 BROWSER_CATEGORY = "RL Examples"
 BROWSER_NAME = "Dofbot Reacher (RL Examples)"
 
@@ -70,7 +74,7 @@ class DofbotRlExtension(omni.ext.IExt):
         enable_torch_provider()  # 2023.1 - 4.2: torch comes from omni.isaac.ml_archive
         self.model, problem = _make_model()
         if self.model is not None:
-            self._teardown.append(self.model.shutdown)
+            self._teardown.append(lambda: self.model.shutdown(wait_s=0.0))  # never joins the worker on Kit's thread
             self._teardown.append(self.model.subscribe_errors(
                 lambda message: carb.log_error(f"dofbot.rl_examples: {message}")))
             self.api = self._resolve_api()
@@ -86,7 +90,7 @@ class DofbotRlExtension(omni.ext.IExt):
 
             self.controller = PanelController(self.api, self.model)
             self._teardown.append(self.controller.cancel)
-            commands.register()
+            commands.register(get_instance)
             self._teardown.append(commands.unregister)
         self._add_menu()
         self._add_browser_entry()
@@ -111,10 +115,16 @@ class DofbotRlExtension(omni.ext.IExt):
         return api
 
     def _add_menu(self) -> None:
+        import omni.kit.actions.core
         import omni.kit.menu.utils
         from omni.kit.menu.utils import MenuItemDescription
 
-        items = [MenuItemDescription(name=MENU_ITEM, onclick_fn=lambda *_: self.toggle_window(), ticked=True,
+        ext_name = omni.ext.get_extension_name(self.ext_id)
+        registry = omni.kit.actions.core.get_action_registry()
+        registry.register_action(ext_name, TOGGLE_ACTION, self.toggle_window, display_name="Dofbot RL Examples",
+                                 description="Show or hide the Dofbot RL Examples panel")
+        self._teardown.append(lambda: registry.deregister_action(ext_name, TOGGLE_ACTION))
+        items = [MenuItemDescription(name=MENU_ITEM, onclick_action=(ext_name, TOGGLE_ACTION), ticked=True,
                                      ticked_fn=lambda: self.window is not None and self.window.visible)]
         omni.kit.menu.utils.add_menu_items(items, MENU_ROOT)
         self._teardown.append(lambda: omni.kit.menu.utils.remove_menu_items(items, MENU_ROOT))
@@ -175,8 +185,9 @@ def _make_model():
         from dofbot_rl.panel import PanelModel
     except ImportError as exc:
         message = (f"The RL Examples panel needs the Python package {exc.name!r}, which this Isaac Sim does not have. "
-                   "Install the project into Isaac Sim's Python: ./python.sh -m pip install -e <dofbot-rl clone> "
-                   "(pip installs of Isaac Sim: pip install -e <clone> in the same environment), then restart.")
+                   "Install the project into Isaac Sim's Python with the app's own torch: "
+                   "./python.sh -m pip install --no-deps -e <clone> 'rl-games>=1.6.1,<1.7' && "
+                   "./python.sh -m pip install -r <clone>/tools/app-requirements.txt (docs/extension.md), then restart.")
         carb.log_error(f"dofbot.rl_examples: {message}")
         return None, message
     device = "cuda:0" if torch.cuda.is_available() else "cpu"

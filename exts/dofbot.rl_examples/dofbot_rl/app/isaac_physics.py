@@ -1,14 +1,17 @@
 """The Isaac Sim backend behind the physics seam (Kit only).
 
-Scene (built by :mod:`dofbot_rl.app.commands`): ``/World/envs/env_<i>/Dofbot`` referencing
-the repository's ``data/robots/dofbot/dofbot.usda``, cloned on a grid by the core API's
-``GridCloner``, plus a goal and a tip marker per env (visual spheres, no physics).
+Scene (built by :mod:`dofbot_rl.app.commands`, paths in :mod:`dofbot_rl.scene`):
+``/World/envs/env_<i>/Dofbot`` referencing the repository's ``data/robots/dofbot/dofbot.usda``,
+copied on a grid by the core API's ``GridCloner``, plus one PointInstancer holding every
+goal and fingertip marker (visual spheres, no physics, no view: a World reset leaves it alone).
 
 The backend reads and writes the robots through an articulation view over
 ``/World/envs/env_.*/Dofbot`` and a rigid-body view over their ``link5``; tensors stay on
 the simulation device (GPU pipeline on CUDA). Physics is stepped only by :meth:`step`
-(``/app/player/playSimulations`` is off while the backend lives), so one control step
-of the task is exactly ``control_frequency_inv`` PhysX steps, as on MuJoCo.
+(``/app/player/playSimulations`` is off while the backend lives: set once its checks
+passed, restored by :meth:`close` and on every failure), so one control step of the task
+is exactly ``control_frequency_inv`` PhysX steps, as on MuJoCo. Steps happen only while
+the timeline plays (the sim loop pauses and stops runs with the toolbar).
 
 Known difference to MuJoCo: after :meth:`reset` the link poses PhysX reports are those
 of the last step until the next one, unless the physics view offers
@@ -19,23 +22,18 @@ import logging
 import math
 from typing import Optional
 
-import carb
-import carb.settings
 import torch
 
 from dofbot_rl import robot
+from dofbot_rl.app import compat
 from dofbot_rl.physics.base import PhysicsError
+from dofbot_rl.scene import ROBOTS_EXPR, robot_link_expr
 
 log = logging.getLogger(__name__)
 
-ROBOTS_EXPR = "/World/envs/env_.*/Dofbot"
-EE_EXPR = "/World/envs/env_.*/Dofbot/" + robot.EE_LINK
-GOAL_EXPR = "/World/envs/env_.*/goal"
-TIP_EXPR = "/World/envs/env_.*/tip"
-VIEW_NAMES = ("dofbot_view", "dofbot_ee_view", "dofbot_goal_markers", "dofbot_tip_markers")
-#: Tip markers follow the fingertip for the first this many envs (USD writes are per prim).
-MAX_TIP_MARKERS = 256
-_PLAY_SIMULATIONS = "/app/player/playSimulations"
+EE_EXPR = robot_link_expr(robot.EE_LINK)
+#: The views the backend adds to the World's scene: physics views only (markers have none).
+VIEW_NAMES = ("dofbot_view", "dofbot_ee_view")
 
 
 async def create_world_async(api, physics_dt: float, device: str):
@@ -66,11 +64,13 @@ class IsaacPhysicsBackend:
     Build it with :meth:`create_async`. Attributes as in the protocol.
     """
 
-    def __init__(self, api, world, robots, ee, goals, tips, env_origins: torch.Tensor, dof_ids: torch.Tensor,
+    def __init__(self, api, world, robots, ee, markers, env_origins: torch.Tensor, dof_ids: torch.Tensor,
                  device: torch.device, dt: float):
         self.api = api
         self.world = world
-        self._robots, self._ee, self._goals, self._tips = robots, ee, goals, tips
+        self._robots, self._ee = robots, ee
+        self._markers = markers  # dofbot_rl.usd_asset.MarkerWriter
+        self._marker_origins = env_origins.repeat(2, 1)  # (2 num_envs, 3): goals, then tips
         self.env_origins = env_origins
         self._dof_ids = dof_ids
         self.num_envs = int(env_origins.shape[0])
@@ -78,7 +78,7 @@ class IsaacPhysicsBackend:
         self.device = device
         self.dt = float(dt)
         self._fabric = True  # push physics results to Fabric on the last substep (viewport)
-        self._shown_goals: Optional[torch.Tensor] = None
+        self._nonfinite = torch.zeros(self.num_envs, dtype=torch.bool, device=device)
         self._closed = False
 
     @classmethod
@@ -95,26 +95,36 @@ class IsaacPhysicsBackend:
             PhysicsError: the articulation lacks a Dofbot joint or the view count is wrong.
         """
         scene = world.scene
-        for name in VIEW_NAMES:
-            if scene.object_exists(name):
-                scene.remove_object(name)
+        _remove_views(scene)
         robots = api.articulation_view(ROBOTS_EXPR, VIEW_NAMES[0])
         ee = api.rigid_view(EE_EXPR, VIEW_NAMES[1])
-        goals = api.xform_view(GOAL_EXPR, VIEW_NAMES[2])
-        tips = api.xform_view(TIP_EXPR, VIEW_NAMES[3])
-        for view in (robots, ee, goals, tips):
+        for view in (robots, ee):
             scene.add(view)
         await world.reset_async()
-        carb.settings.get_settings().set_bool(_PLAY_SIMULATIONS, False)
-        origins = torch.as_tensor(env_origins, dtype=torch.float32, device=device).reshape(-1, 3)
-        if robots.count != origins.shape[0]:
-            raise PhysicsError(f"{robots.count} Dofbot articulations found under /World/envs, expected {origins.shape[0]}")
+        compat.app_steps_physics(False)
         try:
-            dof_ids = torch.tensor([robots.get_dof_index(n) for n in robot.JOINT_NAMES], dtype=torch.long, device=device)
-        except Exception as exc:  # the views raise plain exceptions for unknown names
-            raise PhysicsError(f"the Dofbot USD lacks a joint of {robot.JOINT_NAMES}: {exc}") from None
-        backend = cls(api, world, robots, ee, goals, tips, origins, dof_ids, torch.device(device),
-                      world.get_physics_dt())
+            origins = torch.as_tensor(env_origins, dtype=torch.float32, device=device).reshape(-1, 3)
+            if robots.count != origins.shape[0]:
+                raise PhysicsError(f"{robots.count} Dofbot articulations found under /World/envs, expected {origins.shape[0]}")
+            try:
+                dof_ids = torch.tensor([robots.get_dof_index(n) for n in robot.JOINT_NAMES], dtype=torch.long,
+                                       device=device)
+            except Exception as exc:  # the views raise plain exceptions for unknown names
+                raise PhysicsError(f"the Dofbot USD lacks a joint of {robot.JOINT_NAMES}: {exc}") from None
+            import omni.usd
+
+            from dofbot_rl.usd_asset import MarkerWriter
+
+            markers = MarkerWriter(omni.usd.get_context().get_stage())
+            if markers.num_points != 2 * origins.shape[0]:
+                raise PhysicsError(f"the marker instancer holds {markers.num_points} points, "
+                                   f"expected {2 * origins.shape[0]}")
+            backend = cls(api, world, robots, ee, markers, origins, dof_ids, torch.device(device),
+                          world.get_physics_dt())
+        except BaseException:
+            compat.app_steps_physics(True)
+            _remove_views(scene)
+            raise
         log.info("Isaac Sim backend: %d robots on %s, dt %.5f s", backend.num_envs, device, backend.dt)
         return backend
 
@@ -155,49 +165,69 @@ class IsaacPhysicsBackend:
     def step(self, n_substeps: int) -> None:
         """``n_substeps`` PhysX steps of ``dt``; the last one updates Fabric for the viewport.
 
+        The joint state's finiteness is recorded on the device without a host sync (on a
+        GPU) and checked by :meth:`check_finite`, which the task calls where it already
+        syncs (its time-out check); on the CPU it is checked here.
+
         Raises:
-            PhysicsError: when the joint state is no longer finite.
+            PhysicsError: the timeline is not playing (the sim loop does not step then), or
+                (CPU) the joint state is no longer finite.
         """
         for i in range(int(n_substeps)):
-            self.api.physics_step(self.world, update_fabric=self._fabric and i == n_substeps - 1)
+            if not self.api.physics_step(self.world, update_fabric=self._fabric and i == n_substeps - 1):
+                raise PhysicsError("the timeline is not playing: press Play (the run pauses while it is paused)")
         q = self._robots.get_joint_positions(clone=False)
-        if not bool(torch.isfinite(q).all()):
-            bad = torch.nonzero(~torch.isfinite(q).all(dim=1)).flatten()[:5].tolist()
+        self._nonfinite |= ~torch.isfinite(q).all(dim=1)
+        if self.device.type == "cpu":
+            self.check_finite()
+
+    def check_finite(self) -> None:
+        """Raise :class:`PhysicsError` if any robot's joint state was not finite after a step
+        (one host sync: call where the loop already syncs)."""
+        if bool(self._nonfinite.any()):
+            bad = torch.nonzero(self._nonfinite).flatten()[:5].tolist()
             raise PhysicsError(f"PhysX joint state is not finite in envs {bad}: the simulation diverged")
 
     def set_viewport_sync(self, enabled: bool) -> None:
-        """Whether steps push results to Fabric (off when the viewport is frozen)."""
-        self._fabric = bool(enabled)
+        """Whether steps push results to Fabric (off when the viewport is frozen).
+
+        Switching it back on pushes the current physics state to Fabric once, so a viewport
+        that was frozen in the *UI only* / *None* modes does not keep the pose it froze at
+        when no step follows (the run ended, or the scene only stands).
+        """
+        enabled = bool(enabled)
+        if enabled and not self._fabric and not self._closed:
+            sim_view = getattr(self.world, "physics_sim_view", None)
+            if self.device.type == "cuda" and sim_view is not None and hasattr(sim_view, "update_articulations_kinematic"):
+                sim_view.update_articulations_kinematic()  # link poses from the joint state (GPU pipeline)
+            self.api.push_to_fabric(self.world)
+        self._fabric = enabled
 
     # -- markers -------------------------------------------------------------------------
     def update_markers(self, goal_pos: torch.Tensor, tip_pos: torch.Tensor) -> None:
-        """Move the goal markers whose goal changed, and the first :data:`MAX_TIP_MARKERS` tip markers.
+        """Move every goal and fingertip marker: one device-to-host copy and one USD write.
 
         Args:
-            goal_pos, tip_pos: ``(num_envs, 3)`` m, env frame (the markers' parent frame).
+            goal_pos, tip_pos: ``(num_envs, 3)`` m, env frame.
         """
-        goals = goal_pos.detach()
-        if self._shown_goals is None:
-            changed = torch.arange(self.num_envs, device=goals.device)
-        else:
-            changed = torch.nonzero((goals != self._shown_goals).any(dim=1)).flatten()
-        if changed.numel():
-            self._goals.set_local_poses(translations=goals[changed], indices=changed)
-            self._shown_goals = goals.clone()
-        n = min(self.num_envs, MAX_TIP_MARKERS)
-        ids = torch.arange(n, device=goals.device)
-        self._tips.set_local_poses(translations=tip_pos.detach()[:n], indices=ids)
+        positions_w = torch.cat((goal_pos.detach(), tip_pos.detach())) + self._marker_origins
+        self._markers.write(positions_w.cpu().numpy())
 
     def close(self) -> None:
         """Stop owning the physics: the app steps the simulation again; views leave the scene."""
         if self._closed:
             return
         self._closed = True
-        carb.settings.get_settings().set_bool(_PLAY_SIMULATIONS, True)
-        scene = self.world.scene
-        for name in VIEW_NAMES:
-            if scene.object_exists(name):
-                scene.remove_object(name)
+        compat.app_steps_physics(True)
+        _remove_views(self.world.scene)
+
+
+def _remove_views(scene) -> None:
+    """Take the backend's views out of the scene registry. ``registry_only=True``: the
+    default also deletes the views' prims (a non-undoable DeletePrims of every robot)."""
+    for name in VIEW_NAMES:
+        if scene.object_exists(name):
+            scene.remove_object(name, registry_only=True)
 
 
 def grid_spacing(env_spacing: float) -> float:

@@ -7,7 +7,11 @@
   outline covers the whole arm.
 * The keyboard is subscribed only while a robot is selected, and keys count only while
   the viewport has focus; ESC (the model's release key) releases the robot and the
-  keyboard subscription.
+  keyboard subscription. The subscription is ``subscribe_to_input_events`` on the app
+  window's keyboard with ``SUBSCRIPTION_ORDER_FIRST``: teleop sees a key before the
+  viewport's hotkeys, and a key it uses is consumed (Q/W/E/R no longer switch the
+  viewport's select/move/rotate/scale tools while a robot is selected). The older
+  ``subscribe_to_keyboard_events`` is deprecated since Kit 100.1 and subscribes last.
 """
 
 import asyncio
@@ -16,8 +20,8 @@ import carb.input
 import omni.appwindow
 import omni.usd
 
+from dofbot_rl import scene
 from dofbot_rl.app import compat
-from dofbot_rl.teleop.picking import DEFAULT_ENV_ROOT, DEFAULT_ROBOT_NAME
 
 
 class RobotPicker:
@@ -33,7 +37,6 @@ class RobotPicker:
         self._closing_sub = None
         self._keyboard_sub = None
         self._input = None
-        self._keyboard = None
         self._pending_clear = None
 
     def start(self) -> None:
@@ -45,9 +48,12 @@ class RobotPicker:
                 omni.usd.StageEventType.CLOSING, self._on_stage_closing, "dofbot.rl_examples.stage_closing")
 
     def _on_stage_closing(self, event=None) -> None:
-        """File > New / Open: stop any run and drop the scene, whose prims are going away."""
+        """File > New / Open: drop the scene, whose prims are going away, and end any run at once.
+
+        Never waits for the rl_games worker here (Kit's main thread): the sim loop polls it
+        across app updates (``model.poll_worker``)."""
         self._release_keyboard()
-        self.model.unload()
+        self.model.unload()  # the prims are going: the scene goes, whatever runs
 
     def stop(self) -> None:
         """Drop both subscriptions."""
@@ -65,7 +71,7 @@ class RobotPicker:
         if env_id is None:
             self._release_keyboard()
             return
-        root = f"{DEFAULT_ENV_ROOT}/env_{env_id}/{DEFAULT_ROBOT_NAME}"
+        root = scene.robot_path(env_id)
         if paths != [root]:
             selection.set_selected_prim_paths([root], True)  # outline the whole robot
         self._grab_keyboard()
@@ -74,15 +80,22 @@ class RobotPicker:
         if self._keyboard_sub is not None:
             return
         self._input = carb.input.acquire_input_interface()
-        self._keyboard = omni.appwindow.get_default_app_window().get_keyboard()
-        self._keyboard_sub = self._input.subscribe_to_keyboard_events(self._keyboard, self._on_key)
+        keyboard = omni.appwindow.get_default_app_window().get_keyboard()
+        self._keyboard_sub = self._input.subscribe_to_input_events(self._on_input, device=keyboard,
+                                                                   order=carb.input.SUBSCRIPTION_ORDER_FIRST)
 
     def _release_keyboard(self) -> None:
         if self._keyboard_sub is not None:
-            self._input.unsubscribe_to_keyboard_events(self._keyboard, self._keyboard_sub)
-        self._keyboard_sub = self._input = self._keyboard = None
+            self._input.unsubscribe_to_input_events(self._keyboard_sub)
+        self._keyboard_sub = self._input = None
 
-    def _on_key(self, event, *args, **kwargs) -> bool:
+    def _on_input(self, event) -> bool:
+        """carb input callback: returns whether later subscribers (the viewport's hotkeys) get the event."""
+        if event.deviceType != carb.input.DeviceType.KEYBOARD:
+            return True
+        return self._on_key(event.event)
+
+    def _on_key(self, event) -> bool:
         if not compat.viewport_has_focus():
             return True
         name = event.input.name if hasattr(event.input, "name") else str(event.input)
@@ -94,8 +107,6 @@ class RobotPicker:
         if self.model.session.teleop.selected_env is None and self._pending_clear is None:  # released (ESC)
             # not from inside the keyboard callback: clearing the selection unsubscribes the keyboard
             self._pending_clear = asyncio.get_event_loop().call_soon(self._clear_selection)
-        # carb: True passes the event on. Keys teleop used stop here, so Q/W/E/R jog joints
-        # instead of also switching the viewport's select/move/rotate/scale tools.
         return not used
 
     def _clear_selection(self) -> None:

@@ -1,7 +1,13 @@
 """The sim loop: a coroutine on Kit's event loop that pumps the panel once per app update.
 
 Each update it calls :meth:`dofbot_rl.panel.PanelModel.tick`, which serves the rl_games
-worker's requests (control steps) within the render mode's budget. After the steps it
+worker's requests (control steps) within the render mode's budget, or jogs the selected
+robot when nothing runs. The toolbar's timeline rules it, as in OmniIsaacGymEnvs'
+``VecEnvMT.run``: *Pause* pauses the run (no steps; the worker waits, up to the bridge
+timeout) and *Play* resumes it; *Stop* invalidates PhysX's views, so a run ends at once
+(checkpoints already written are kept) and the scene is unloaded (press Load again).
+While a scene is loaded, ``/app/player/playSimulations`` is re-asserted off each update
+(other code's ``play_async``/``render_async`` turn it on) and restored on any failure. After the steps it
 moves the goal / tip markers (when the viewport renders) and applies the render mode's
 viewport setting when it changes. It never raises into Kit's loop: an unexpected error is
 logged with carb and shown in the panel's status, and the loop goes on.
@@ -60,16 +66,43 @@ class SimLoop:
                 self.model._error("Sim loop", exc)
 
     def _update(self) -> None:
+        self.model.poll_worker()  # a worker ended by unload/stage close is watched here, never joined
         mode = render_mode(self.model.settings.render_mode)
         running = self.model.state.value in ("training", "stopping", "testing")
         viewport_on = mode.viewport or not running
+        came_back = viewport_on and self._viewport_on is False  # markers are stale as the robots were
         if viewport_on != self._viewport_on:
             compat.set_viewport_updates(viewport_on)
             self._viewport_on = viewport_on
         physics = self.model.session.physics
+        if physics is not None and not self._timeline_allows_steps(running):
+            return
         if physics is not None and hasattr(physics, "set_viewport_sync"):
-            physics.set_viewport_sync(viewport_on)
-        steps = self.model.tick()
+            physics.set_viewport_sync(viewport_on)  # pushes the robots' state once when it comes back
+        if physics is not None:
+            compat.app_steps_physics(False)
+            try:
+                steps = self.model.tick()
+            except BaseException:
+                compat.app_steps_physics(True)
+                raise
+        else:
+            steps = self.model.tick()
         task = self.model.session.task
-        if steps and viewport_on and task is not None and hasattr(physics, "update_markers"):
+        if (steps or came_back) and viewport_on and task is not None and hasattr(physics, "update_markers"):
             physics.update_markers(task.goal_pos, task.tip_pos)
+
+    def _timeline_allows_steps(self, running: bool) -> bool:
+        """Pause: no steps (False). Stop: end the run now, unload the scene (False once done)."""
+        timeline = compat.timeline()
+        if timeline.is_playing():
+            return True
+        if not timeline.is_stopped():
+            return False  # paused: the run waits
+        if running:
+            self.model.session.stop(graceful=False)  # the views are invalid: no more steps
+            self.model.tick()  # serves nothing (the bridge is stopped); finishes the run when the worker ended
+            return False
+        self.model.unload()
+        self.model._info("The timeline was stopped, which ends PhysX's simulation of the scene: press Load again.")
+        return False

@@ -11,7 +11,8 @@ import omni.ui as ui
 
 from dofbot_rl.panel.settings import SIM2REAL_MODES
 
-TITLE = "RL Examples"
+#: Not "RL Examples": OmniIsaacGymEnvs' window has that title, and both can be enabled (2023.1 gym app).
+TITLE = "Dofbot RL Examples"
 _STATUS_COLOURS = {"info": 0xFFCCCCCC, "busy": 0xFF55C8FF, "ok": 0xFF66DD66, "error": 0xFF5555FF}  # ABGR
 _LABEL_W = 130
 
@@ -219,6 +220,8 @@ class RlExamplesWindow:
         self._plot.scale_min, self._plot.scale_max = lo, hi
         self._teleop.text = m.teleop_line()
         self._sim2real_status.text = "Link: " + m.sim2real.status()
+        if self._sim2real.model.as_bool != m.sim2real.enabled:  # unticks when the link failed or dropped
+            self._sim2real.model.set_value(m.sim2real.enabled)
         errors = "; ".join(m.input_errors.values())
         self._status.text = m.status.text + (f"\n{errors}" if errors else "")
         self._status.set_style({"color": _STATUS_COLOURS.get(m.status.level, _STATUS_COLOURS["info"])})

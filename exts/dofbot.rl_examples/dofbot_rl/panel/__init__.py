@@ -6,7 +6,6 @@
 * :mod:`~dofbot_rl.panel.figures` - live figures, the learning curve, test statistics;
 * :mod:`~dofbot_rl.panel.render` - the render modes;
 * :mod:`~dofbot_rl.panel.settings` - persistence through a key-value store;
-* :mod:`~dofbot_rl.panel.sim2real_link` - the Sim2Real toggle.
 
 ``dofbot_rl.app.window`` binds omni.ui widgets to :class:`PanelModel`; nothing here imports Kit.
 """

@@ -1,7 +1,9 @@
 """The panel's checkpoint list: ``<train_dir>/*/nn/*.pth`` plus files the user picked.
 
 Entries come from :func:`dofbot_rl.rl.checkpoints.list_checkpoints` (parsed into
-experiment / epoch / reward and sorted); a chosen entry is validated with
+run / epoch / reward; grouped by run, the newest run and within it the newest file first,
+each label starting with the run's name, ``DofbotReacher_20261130-170800  ep 30  rew 12.34``);
+a chosen entry is validated with
 :func:`~dofbot_rl.rl.checkpoints.validate_for_task` against the task's sizes before
 **Test** or **Resume** may use it.
 """
@@ -84,12 +86,6 @@ class CheckpointCatalogue:
         self.entries.insert(0, entry)
         self.selected = entry
         return self._validate()
-
-    def newest_of(self, experiment_dir) -> Optional[CheckpointEntry]:
-        """The highest-epoch entry under ``experiment_dir`` (after :meth:`refresh`), or None."""
-        root = Path(experiment_dir).resolve()
-        mine = [e for e in self.entries if root in e.path.resolve().parents and e.epoch is not None]
-        return max(mine, key=lambda e: e.epoch) if mine else None
 
     def _validate(self) -> bool:
         if self.selected is None:

@@ -12,6 +12,8 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional, Tuple
 
+from dofbot_rl.plotting import format_value
+
 
 class ProgressInbox:
     """Thread-safe hand-over of :class:`dofbot_rl.rl.trainer.Progress` records."""
@@ -33,15 +35,12 @@ class ProgressInbox:
                 return out
 
 
-def _fmt(value: float, spec: str) -> str:
-    return "-" if value is None or (isinstance(value, float) and math.isnan(value)) else format(value, spec)
-
-
 @dataclass
 class LiveFigures:
     """What the panel shows about the current run (NaN / 0 where not known yet)."""
 
     mode: str = ""  #: ``train`` or ``test`` (empty: no run yet)
+    run: str = ""  #: the run's experiment name (``<task>_<timestamp>``) or the tested checkpoint's file name
     epoch: int = 0
     max_epochs: int = 0
     frame: int = 0  #: env-steps so far
@@ -66,14 +65,14 @@ class LiveFigures:
 
     def lines(self) -> List[Tuple[str, str]]:
         """``(label, value)`` rows for the panel."""
-        rows = []
+        rows = [("Run", self.run)] if self.run else []
         if self.mode == "train":
             rows.append(("Epoch", f"{self.epoch} / {self.max_epochs}"))
-            rows.append(("Mean reward", _fmt(self.mean_reward, ".2f")))
+            rows.append(("Mean reward", format_value(self.mean_reward, ".2f")))
         rows += [
-            ("Goals / episode", _fmt(self.goals_per_episode, ".2f")),
+            ("Goals / episode", format_value(self.goals_per_episode, ".2f")),
             ("Success rate", "-" if math.isnan(self.success_rate) else f"{100 * self.success_rate:.1f} %"),
-            ("Env-steps / s", _fmt(self.env_steps_per_s, ",.0f")),
+            ("Env-steps / s", format_value(self.env_steps_per_s, ",.0f")),
             ("Env-steps", f"{self.frame:,}"),
         ]
         return rows

@@ -18,22 +18,30 @@ States and buttons (``x``: enabled; ``*``: enabled when a valid checkpoint is se
 The render mode, the checkpoint list and the Sim2Real toggle stay usable in every
 state. Errors never raise out of a button: they land in :attr:`PanelModel.status`
 (and the error listeners, which the Kit layer points at ``carb.log_error``).
+
+Every Train and Resume is its own run: experiment ``<task>_<YYYYmmdd-HHMMSS>`` under the
+train folder (:attr:`PanelModel.run_name`), so runs never share checkpoints, progress or
+TensorBoard files. Removing the scene (undo of Load, stage close, shutdown) never blocks:
+:meth:`PanelModel.unload_guard` says when it would end a training run (ask, or refuse with
+``unload(refuse_if_training=True)``); the worker thread is stopped at once and
+:meth:`PanelModel.poll_worker` tells, once per app update, when it has ended.
 """
 
 import enum
 import logging
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
-from typing import Callable, Dict, List, Optional, Sequence
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 from dofbot_rl.panel.catalogue import CheckpointCatalogue
 from dofbot_rl.panel.figures import LearningCurve, LiveFigures
 from dofbot_rl.panel.render import RENDER_MODES, render_mode
 from dofbot_rl.panel.session import Session, SessionError
 from dofbot_rl.panel.settings import MAX_UI_NUM_ENVS, PanelSettings, SettingsStore
-from dofbot_rl.panel.sim2real_link import Sim2RealLink
-from dofbot_rl.teleop.model import TeleopConfig, cap_num_envs
+from dofbot_rl.sim2real.link import Sim2RealLink
+from dofbot_rl.teleop.model import cap_num_envs
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +117,24 @@ def parse_max_iterations(value) -> int:
     return n
 
 
+@dataclass(frozen=True)
+class CheckpointChoices:
+    """What the checkpoint combo shows: rebuild it whenever this value changes (labels or selection)."""
+
+    labels: Tuple[str, ...]  #: the items: ``(none)``, then one per catalogue entry
+    index: int  #: the selected item (0: none); its checkpoint is the one Test and Resume use
+
+
+def new_run_name(task: str, train_dir, now: Optional[datetime] = None) -> str:
+    """``<task>_<YYYYmmdd-HHMMSS>`` (``_2``, ``_3``... when that folder exists already)."""
+    base = f"{task}_{(now or datetime.now()):%Y%m%d-%H%M%S}"
+    name, n = base, 1
+    while (Path(train_dir) / name).exists():
+        n += 1
+        name = f"{base}_{n}"
+    return name
+
+
 def default_train_dir() -> Path:
     """``<repo>/runs`` (the CLI's default, made absolute: Kit's working folder is the app's)."""
     from dofbot_rl.paths import repo_root
@@ -168,6 +194,8 @@ class PanelModel:
         self.session.step_hooks.append(self.sim2real.step_hook(lambda: self.session.teleop.selected_env))
         self._pending_cfg = None
         self._sim_failed = False
+        self.run_name = ""  #: experiment name of the current or last panel run (``<task>_<timestamp>``)
+        self._worker_was_alive = False
         self._listeners: List[Callable[[], None]] = []
         self._error_listeners: List[Callable[[str], None]] = []
         self._default_envs: Dict[str, int] = {}
@@ -204,7 +232,7 @@ class PanelModel:
     def _error(self, context: str, exc: BaseException) -> None:
         from dofbot_rl.errors import USER_ERRORS
 
-        if isinstance(exc, USER_ERRORS + (SessionError, KeyError, IndexError)):
+        if isinstance(exc, USER_ERRORS + (KeyError, IndexError)):
             message = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
         else:
             message = f"{type(exc).__name__}: {exc}"
@@ -303,6 +331,15 @@ class PanelModel:
         self.catalogue.refresh()
         self._changed()
 
+    @property
+    def selected_checkpoint(self) -> Optional[Path]:
+        """The selected checkpoint file: the one Test plays and Resume continues (None: none)."""
+        return self.catalogue.selected.path if self.catalogue.selected is not None else None
+
+    def checkpoint_choices(self) -> CheckpointChoices:
+        """The combo's items and selected item; the Kit window rebuilds the combo when it changes."""
+        return CheckpointChoices(("(none)",) + tuple(self.catalogue.labels()), self.catalogue.selected_index + 1)
+
     def select_checkpoint(self, index: int) -> bool:
         """Select the list's entry ``index`` (-1 clears); returns whether it fits the task."""
         valid = self.catalogue.select(index)
@@ -362,6 +399,8 @@ class PanelModel:
         if s != PanelState.LOADED:
             why = {PanelState.EMPTY: "press Load first", PanelState.LOADING: "loading..."}.get(s, "a run is active")
             return ButtonState(False, label, why)
+        if self.session.worker_alive:
+            return ButtonState(False, label, "the previous run is still ending")
         if name == "train":
             return ButtonState(True, label, f"train PPO from scratch on the {self.session.task.num_envs} loaded robots")
         if self.catalogue.selected is None:
@@ -393,7 +432,7 @@ class PanelModel:
     # ------------------------------------------------------------------------------
     # Load
     # ------------------------------------------------------------------------------
-    def _config(self, num_envs: Optional[int], test: bool = False, checkpoint: str = ""):
+    def _config(self, num_envs: Optional[int], test: bool = False, checkpoint: str = "", experiment: str = ""):
         from dofbot_rl.config import load_config
 
         overrides = list(self.base_overrides) + [f"task={self.settings.task}", f"train_dir={_quote(self.train_dir)}",
@@ -406,6 +445,8 @@ class PanelModel:
             overrides.append("test=True")
         if checkpoint:
             overrides.append(f"checkpoint={_quote(checkpoint)}")
+        if experiment:
+            overrides.append(f"experiment={experiment}")
         return load_config(overrides)
 
     def load(self) -> bool:
@@ -428,7 +469,7 @@ class PanelModel:
             return None
         try:
             cfg = self._config(num_envs=self.settings.num_envs or None)
-            capped = cap_num_envs(cfg.num_envs, TeleopConfig.from_mapping(dict(cfg.task.teleop)).max_robots)
+            capped = cap_num_envs(cfg.num_envs, cfg.task.teleop.max_robots)
             if capped != cfg.num_envs:  # task.teleop.max_robots: a teleop demo scene, only when asked for
                 cfg = self._config(num_envs=capped)
         except Exception as exc:
@@ -474,12 +515,48 @@ class PanelModel:
 
         self.finish_load(make_physics(cfg))
 
-    def unload(self) -> None:
-        """Drop the scene (e.g. the stage was closed or the load undone): state ``empty``."""
-        self.session.close()
+    def unload_guard(self) -> str:
+        """Why removing the scene now would lose work ('' when it would not): a training run
+        (or its final save after Stop) is active. The Kit layer asks before undoing Load."""
+        if self.state == PanelState.TRAINING or (self.state == PanelState.STOPPING and self.session.run_kind == "train"):
+            return (f"training {self.run_name} is running (epoch {self.figures.epoch} / {self.figures.max_epochs}): "
+                    "press Stop first (it saves a checkpoint)")
+        return ""
+
+    def unload(self, refuse_if_training: bool = False) -> bool:
+        """Drop the scene (the stage was closed, Load undone): state ``empty``; never blocks.
+
+        Args:
+            refuse_if_training: keep the scene and return False (the status says why) while
+                :meth:`unload_guard` reports a training run (undo of Load; or ask the user
+                with the guard's text first). Without it the scene goes whatever runs (the
+                stage is closing): an active run is stopped at once, without its final
+                checkpoint (the rolling ones stay).
+
+        Returns:
+            True when the scene was dropped. An active run's thread ends by itself:
+            :meth:`poll_worker` tells when.
+        """
+        guard = self.unload_guard()
+        if guard and refuse_if_training:
+            self._info(f"The scene was kept: {guard}.")
+            self._changed()
+            return False
+        self.session.detach()
         self.state = PanelState.EMPTY
-        self._info("The scene is gone: press Load to build it again.")
+        self._info("The scene is gone: press Load to build it again." + (f" Training {self.run_name} was ended." if guard else ""))
+        self.poll_worker()
         self._changed()
+        return True
+
+    def poll_worker(self) -> bool:
+        """Non-blocking: True when no rl_games worker thread is left (call once per app update;
+        listeners hear when the last one ended)."""
+        alive = self.session.worker_alive
+        if self._worker_was_alive and not alive:
+            self._changed()
+        self._worker_was_alive = alive
+        return not alive
 
     # ------------------------------------------------------------------------------
     # Train / Test / Stop
@@ -489,20 +566,23 @@ class PanelModel:
         name = "resume" if resume else "train"
         if not self.button(name).enabled:
             return self.press(name)
-        checkpoint = str(self.catalogue.selected.path) if resume else ""
+        checkpoint = str(self.selected_checkpoint) if resume else ""
         try:
-            cfg = self._config(num_envs=self.session.task.num_envs, checkpoint=checkpoint)
+            run_name = new_run_name(self.settings.task, self.train_dir)
+            cfg = self._config(num_envs=self.session.task.num_envs, checkpoint=checkpoint, experiment=run_name)
             self.session.start_training(cfg)
         except Exception as exc:
             self._error("Train", exc)
             self._changed()
             return False
         self._sim_failed = False
-        self.figures = LiveFigures(mode="train", max_epochs=int(cfg.max_iterations))
+        self.run_name = run_name
+        self.figures = LiveFigures(mode="train", run=run_name, max_epochs=int(cfg.max_iterations))
         self.curve.clear()
         self.state = PanelState.TRAINING
         what = f"Resuming from {Path(checkpoint).name}" if resume else "Training"
-        self._info(f"{what}: {cfg.max_iterations} epochs on {cfg.num_envs} robots, writing to {Path(cfg.train_dir) / cfg.experiment}",
+        more = " more" if resume else ""
+        self._info(f"{what}: {cfg.max_iterations}{more} epochs on {cfg.num_envs} robots, run {run_name} in {cfg.train_dir}",
                    "busy")
         self._changed()
         return True
@@ -511,7 +591,7 @@ class PanelModel:
         """Play the selected checkpoint on the loaded scene: state ``testing``."""
         if not self.button("test").enabled:
             return self.press("test")
-        checkpoint = str(self.catalogue.selected.path)
+        checkpoint = str(self.selected_checkpoint)
         try:
             cfg = self._config(num_envs=self.session.task.num_envs, test=True, checkpoint=checkpoint)
             self.session.start_testing(cfg, checkpoint)
@@ -520,7 +600,7 @@ class PanelModel:
             self._changed()
             return False
         self._sim_failed = False
-        self.figures = LiveFigures(mode="test")
+        self.figures = LiveFigures(mode="test", run=Path(checkpoint).name)
         self.state = PanelState.TESTING
         self._info(f"Testing {Path(checkpoint).name} on {cfg.num_envs} robots", "busy")
         self._changed()
@@ -549,11 +629,16 @@ class PanelModel:
     # ------------------------------------------------------------------------------
     def tick(self) -> int:
         """One app update: run control steps per the render mode, update figures, finish runs.
+        With a scene loaded and no run, one idle step while a robot is selected, so jogging
+        moves it (:meth:`Session.step_idle`).
 
         Returns:
             Control steps run.
         """
+        if self.state == PanelState.LOADED:
+            return int(self.session.step_idle())  # teleop moves the selected robot with no run
         if self.state not in _RUNNING or self.session.run is None:
+            self.poll_worker()
             return 0
         mode = render_mode(self.settings.render_mode)
         steps = 0
@@ -570,6 +655,7 @@ class PanelModel:
                 self.curve.add(progress.frame, progress.mean_reward)
         elif steps:
             self.figures = self.session.test_stats.figures()
+            self.figures.run = Path(self.session.run_checkpoint).name
         if (self.state == PanelState.STOPPING and run.stop_requested_at is not None
                 and self._clock() - run.stop_requested_at > self.stop_timeout_s):
             self.session.stop(graceful=False)
@@ -595,14 +681,16 @@ class PanelModel:
                 self.settings.save(self.store)
                 how = "stopped" if result.stopped else "finished"
                 last = result.history[-1].epoch if result.history else 0
-                self._info(f"Training {how} at epoch {last}; checkpoint {result.checkpoint.name}", "ok")
+                self._info(f"Training {how} at epoch {last}; run {self.run_name}, checkpoint {result.checkpoint.name}", "ok")
             else:
                 self._info("Training stopped (forced); the checkpoints written so far are kept.", "ok")
         else:
             figures = self.session.test_stats.figures()
+            figures.run = Path(self.session.run_checkpoint).name
             self.figures = figures
             rate = "-" if figures.success_rate != figures.success_rate else f"{100 * figures.success_rate:.1f} %"
             self._info(f"Test stopped after {self.session.test_stats.episodes} episodes; success rate {rate}", "ok")
+        self.session.release_run()  # the finished run's trainer, bridge and rl_games state go now
 
     # ------------------------------------------------------------------------------
     # Teleop (the Kit layer forwards selection and keys)
@@ -671,10 +759,15 @@ class PanelModel:
         return self.sim2real.enabled
 
     # ------------------------------------------------------------------------------
-    def shutdown(self) -> None:
-        """Stop any run at once, close the link and drop the scene (extension shutdown)."""
+    def shutdown(self, wait_s: float = 10.0) -> None:
+        """Stop any run at once, close the link and drop the scene (extension shutdown).
+
+        Args:
+            wait_s: how long to wait for the rl_games worker thread (s); 0 on Kit's main thread
+                (the worker is a daemon thread; checkpoints are written atomically).
+        """
         self.sim2real.switch_off()
-        self.session.close()
+        self.session.close(timeout_s=wait_s)
         self.state = PanelState.EMPTY
         self._listeners.clear()
         self._error_listeners.clear()

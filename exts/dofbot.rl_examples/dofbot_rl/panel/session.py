@@ -11,16 +11,18 @@ host added (goal / tip markers in Kit, sim-to-real mirroring) run.
 """
 
 import logging
+import time
 from typing import Any, Callable, List, Optional
 
 from dofbot_rl.panel.figures import ProgressInbox, TestStats
 from dofbot_rl.rl.threaded import DEFAULT_TIMEOUT_S, WorkerRun, start_playing, start_training
 from dofbot_rl.teleop import TeleopModel, drive_task
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
 
-class SessionError(RuntimeError):
+class SessionError(DofbotRlError, RuntimeError):
     """An action that does not fit the session's state (e.g. Train without a loaded scene)."""
 
 
@@ -33,8 +35,10 @@ class Session:
     Attributes:
         cfg: the config the scene was built with (``None`` before :meth:`attach`).
         task: the task (``None`` before :meth:`attach`).
-        run: the current or last run, or ``None``.
+        run: the active run (or a finished one not yet released with :meth:`release_run`), or ``None``.
         run_kind: ``"train"`` or ``"test"`` for :attr:`run`.
+        run_checkpoint: the checkpoint the last run started from (Test plays it, Resume
+            continues it; empty for a new training).
         teleop: the keyboard-teleop model; its selected robot follows its targets.
         inbox: training progress handed over from the worker.
         test_stats: statistics of the current test run.
@@ -48,6 +52,8 @@ class Session:
         self.physics = None
         self.run: Optional[WorkerRun] = None
         self.run_kind = ""
+        self.run_checkpoint = ""
+        self._ending: List[WorkerRun] = []  # runs stopped at once whose threads are still unwinding
         self.teleop = TeleopModel()
         self.inbox = ProgressInbox()
         self.test_stats = TestStats()
@@ -73,14 +79,37 @@ class Session:
         self.teleop.take_released_envs()
 
     def detach(self) -> None:
-        """Drop the scene (closes its physics backend). Stops a run at once first."""
-        if self.run is not None and not self.run.finished:
-            self.run.shutdown()
+        """Drop the scene and close its physics backend, without waiting for the worker thread.
+
+        An active run is stopped at once first (:meth:`release_run`). Closing the backend
+        right away is safe: the worker never touches the task or the physics (only the
+        pumping thread does), it only unwinds rl_games. Poll :attr:`worker_alive` across app
+        updates to know when its thread has ended, or call :meth:`close` to wait for it.
+        """
+        self.release_run()
         if self.physics is not None:
             try:
                 self.physics.close()
             finally:
                 self.cfg = self.task = self.physics = None
+
+    def release_run(self) -> None:
+        """Let go of the current run: its bridge, task reference, trainer and rl_games state.
+
+        A run still active is stopped at once (no final checkpoint: the rolling and earlier
+        ones stay) and its thread is watched by :attr:`worker_alive` until it ends.
+        """
+        run, self.run = self.run, None
+        if run is not None and not run.finished:
+            run.request_stop(graceful=False)
+            self._ending.append(run)
+
+    @property
+    def worker_alive(self) -> bool:
+        """True while any worker thread of this session runs (the active run's, or a stopped
+        one still unwinding). Cheap and non-blocking: meant to be polled once per app update."""
+        self._ending = [run for run in self._ending if not run.finished]
+        return bool(self._ending) or self.running
 
     @property
     def loaded(self) -> bool:
@@ -102,7 +131,7 @@ class Session:
         self._check_can_start()
         self.inbox = ProgressInbox()
         self.run = start_training(cfg, self.task, on_progress=self.inbox.put, timeout_s=self.timeout_s)
-        self.run_kind = "train"
+        self.run_kind, self.run_checkpoint = "train", str(cfg.checkpoint or "")
         self._install_hooks(self.run)
         return self.run
 
@@ -115,7 +144,7 @@ class Session:
         self._check_can_start()
         self.test_stats = TestStats()
         self.run = start_playing(cfg, self.task, checkpoint, timeout_s=self.timeout_s)
-        self.run_kind = "test"
+        self.run_kind, self.run_checkpoint = "test", str(checkpoint)
         self._install_hooks(self.run)
         self.run.env.after_step.insert(0, self.test_stats.on_step)
         return self.run
@@ -125,6 +154,8 @@ class Session:
             raise SessionError("no scene: press Load first")
         if self.running:
             raise SessionError("a run is active: stop it first")
+        if self.worker_alive:
+            raise SessionError("the previous run is still ending: try again in a moment")
 
     def _install_hooks(self, run: WorkerRun) -> None:
         dt = self.task.control_dt
@@ -148,17 +179,42 @@ class Session:
             return 0
         return self.run.pump(max_steps=max_steps, budget_s=budget_s)
 
+    def step_idle(self) -> bool:
+        """One control step of a loaded scene while no run is active, so teleop moves the
+        selected robot (main thread). Every robot keeps its last commanded targets; the
+        selected one follows the keyboard; the step hooks (sim-to-real) run as in a run.
+
+        Returns:
+            True when a step ran (a scene is loaded, no run is active, a robot is selected).
+        """
+        if self.task is None or self.running or self.teleop.selected_env is None:
+            return False
+        from dofbot_rl.tasks.reacher_math import joint_targets_to_actions
+
+        task = self.task
+        drive_task(self.teleop, task, task.control_dt)
+        actions = joint_targets_to_actions(task.commanded_targets, task.dof_lower, task.dof_upper)
+        result = task.step(actions)
+        self._after_step(task, actions, result)
+        return True
+
     def stop(self, graceful: bool = True) -> None:
         """Ask the active run to end (see :meth:`dofbot_rl.rl.threaded.WorkerRun.request_stop`)."""
         if self.running:
             self.run.request_stop(graceful=graceful)
 
-    def close(self, timeout_s: float = 10.0) -> None:
-        """Stop any run at once, wait for its thread and drop the scene (app shutdown)."""
-        if self.run is not None and not self.run.finished:
-            if not self.run.shutdown(timeout_s):
-                log.warning("the rl_games worker thread did not end within %.0f s", timeout_s)
+    def close(self, timeout_s: float = 10.0) -> bool:
+        """Stop any run at once, drop the scene and wait up to ``timeout_s`` for the worker
+        threads (blocking: app shutdown; across app updates use :meth:`detach` and poll
+        :attr:`worker_alive`). Returns True when no worker thread is left."""
         self.detach()
+        deadline = time.monotonic() + timeout_s
+        for run in list(self._ending):
+            run.join(max(0.0, deadline - time.monotonic()))
+        if self.worker_alive:
+            log.warning("the rl_games worker thread did not end within %.0f s", timeout_s)
+            return False
+        return True
 
     # -- teleop ------------------------------------------------------------------------
     def select_robot(self, env_id: Optional[int]) -> None:

@@ -41,7 +41,7 @@ class DictStore:
         self.values[key] = value
 
 
-#: Link modes the panel offers (see dofbot_rl.panel.sim2real_link).
+#: Link modes the panel offers (see dofbot_rl.sim2real.link).
 SIM2REAL_MODES = ("sim2real", "goal", "real2sim")
 
 

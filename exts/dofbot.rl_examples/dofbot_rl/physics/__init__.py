@@ -5,9 +5,9 @@ MuJoCo C (``mujoco.batch``) on ``cpu``, MuJoCo Warp on ``cuda:N``; both load the
 MJCF. The Isaac Sim backend lives in the Kit layer (``dofbot_rl.app``).
 """
 
-from dofbot_rl.physics.base import PhysicsBackend, PhysicsError, grid_origins
+from dofbot_rl.physics.base import PhysicsBackend, PhysicsError, SupportsStepCapture, grid_origins
 
-__all__ = ["PhysicsBackend", "PhysicsError", "grid_origins", "make_physics"]
+__all__ = ["PhysicsBackend", "PhysicsError", "SupportsStepCapture", "grid_origins", "make_physics"]
 
 
 def make_physics(cfg) -> PhysicsBackend:

@@ -5,14 +5,17 @@ Every backend (MuJoCo C on CPU, MuJoCo Warp on CUDA, Isaac Sim in Kit) implement
 (``tests/test_physics_conformance.py``). Tensors live on ``backend.device``; joint order is
 ``dofbot_rl.robot.JOINT_NAMES``. :class:`SupportsDynamicsScales` is an optional extra
 (per-env PD gains and link masses, for domain randomisation); both MuJoCo backends have it.
+:class:`SupportsStepCapture` is another (one CUDA graph for a whole control step of the
+task: torch ops and physics substeps); MuJoCo Warp has it.
 """
 
-from typing import Optional, Protocol, runtime_checkable
+from typing import Callable, Optional, Protocol, runtime_checkable
 
 import torch
+from dofbot_rl.errors import DofbotRlError
 
 
-class PhysicsError(RuntimeError):
+class PhysicsError(DofbotRlError, RuntimeError):
     """A simulator failed (diverged, or its engine reported an error)."""
 
 
@@ -89,6 +92,27 @@ class SupportsDynamicsScales(Protocol):
                 (the derived constants follow).
 
         Takes effect at the next ``step``; call it before ``reset`` of the same envs.
+        """
+
+
+@runtime_checkable
+class SupportsStepCapture(Protocol):
+    """Optional part of the seam: record the task's whole control step (its torch ops and
+    the ``step`` calls inside it) as one CUDA graph.
+
+    Attributes:
+        graph_version: changes whenever the backend's device arrays are re-created (graphs
+            captured before then read stale memory and must be captured again).
+    """
+
+    graph_version: int
+
+    def capture(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Record ``fn()`` (not run) and return a replay function.
+
+        ``fn`` must have run once eagerly before (kernels loaded) and must not synchronise
+        with the host; tensors it allocates belong to the graph and are overwritten by
+        each replay, so state carried between steps must be written in place.
         """
 
 

@@ -5,6 +5,8 @@ views (``wp.to_torch``), warp launches on torch's current CUDA stream (no syncs
 between the two), and one control step (``n_substeps`` ``mjw.step`` calls plus the
 kinematics at the new state) is one captured CUDA graph: without graphs MuJoCo Warp
 is 10-23x slower at this model size (measured in this project's physics survey; docs/benchmarks.md).
+The task can go further (:meth:`MujocoWarpBackend.capture`): its whole control step,
+torch ops and substeps together, as one CUDA graph.
 
 First use compiles warp kernels (~50 s on a GPU); the cache (``~/.cache/warp`` or
 ``$WARP_CACHE_PATH``) makes later starts take about a second. Install with
@@ -13,7 +15,7 @@ First use compiles warp kernels (~50 s on a GPU); the cache (``~/.cache/warp`` o
 
 import logging
 from pathlib import Path
-from typing import Dict, Optional
+from typing import Callable, Dict, Optional
 
 import mujoco
 import torch
@@ -30,7 +32,8 @@ log = logging.getLogger(__name__)
 
 class MujocoWarpBackend:
     """:class:`~dofbot_rl.physics.base.PhysicsBackend` on MuJoCo Warp (CUDA; warp's CPU device for smoke tests);
-    also :class:`~dofbot_rl.physics.base.SupportsDynamicsScales`.
+    also :class:`~dofbot_rl.physics.base.SupportsDynamicsScales` and (on CUDA)
+    :class:`~dofbot_rl.physics.base.SupportsStepCapture`.
 
     Args:
         model_path: the Dofbot MJCF.
@@ -81,6 +84,8 @@ class MujocoWarpBackend:
             self._reset_mask_wp = wp.zeros(self.num_envs, dtype=bool)
         self._views()
         self._graphs: Dict[int, object] = {}
+        self.graph_version = 0  # bumped when the device model is re-created (captured graphs go stale)
+        self._in_outer_capture = False  # step() records its kernels into a caller's graph (capture())
         self._scaled_fields: Optional[Dict[str, torch.Tensor]] = None  # set by set_dynamics_scales
 
     def _views(self) -> None:
@@ -158,6 +163,7 @@ class MujocoWarpBackend:
             with wp.ScopedDevice(self._wp_device):
                 self._m = mjw.put_model(m, batch_sizes={name: self.num_envs for name in self._PER_WORLD_FIELDS})
             self._graphs.clear()
+            self.graph_version += 1
             self._scaled_fields = {name: wp.to_torch(getattr(self._m, name)) for name in self._PER_WORLD_FIELDS[:4]}
             # nominal values, (1, ...) on the device
             self._nominal = {name: view[:1].clone() for name, view in self._scaled_fields.items()}
@@ -186,8 +192,8 @@ class MujocoWarpBackend:
         """Advance every world ``n_substeps`` steps: one CUDA-graph launch (captured on first use)."""
         n = int(n_substeps)
         with wp.ScopedDevice(self._wp_device):
-            if self.device.type != "cuda":
-                self._substeps(n)
+            if self.device.type != "cuda" or self._in_outer_capture:
+                self._substeps(n)  # inside capture(): the kernels go into the caller's graph
                 return
             graph = self._graphs.get(n)
             if graph is None:
@@ -202,6 +208,35 @@ class MujocoWarpBackend:
                 graph = self._graphs[n] = capture.graph
             wp.capture_launch(graph, stream=self._stream)
 
+    def capture(self, fn: Callable[[], None]) -> Callable[[], None]:
+        """Record ``fn()`` -- torch ops and :meth:`step` calls -- as one CUDA graph (not run); return its replay.
+
+        :class:`~dofbot_rl.physics.base.SupportsStepCapture`. The capture runs on a side
+        stream (non-blocking, as torch's graph capture needs) that warp joins as an external
+        capture; each replay runs on the backend's stream, ordered with everything else.
+        ``fn`` must have run eagerly once (warp kernels loaded, the ``step`` graph of its
+        substep count captured) and must not synchronise with the host.
+
+        Raises:
+            RuntimeError: on a CPU device (no CUDA graphs there).
+        """
+        if self.device.type != "cuda":
+            raise RuntimeError("capture() needs a CUDA device")
+        graph = torch.cuda.CUDAGraph()
+        side = torch.cuda.Stream(device=self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        side_wp = wp.stream_from_torch(side)
+        with wp.ScopedDevice(self._wp_device), wp.ScopedStream(side_wp), torch.cuda.graph(graph, stream=side):
+            wp.capture_begin(stream=side_wp, force_module_load=False, external=True)
+            self._in_outer_capture = True
+            try:
+                fn()
+            finally:
+                self._in_outer_capture = False
+                wp.capture_end(stream=side_wp)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return graph.replay
+
     def check_finite(self) -> None:
         """Raise :class:`PhysicsError` if any world's state is not finite (syncs: not for the step loop)."""
         bad = ~torch.isfinite(self._qpos).all(dim=1)
@@ -211,4 +246,5 @@ class MujocoWarpBackend:
     def close(self) -> None:
         """Drop graphs and device arrays."""
         self._graphs.clear()
+        self.graph_version += 1
         self._m = self._d = None

@@ -8,17 +8,28 @@ rl_games ever sees them.
 """
 
 import contextlib
+import logging
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
 
 import numpy as np
 import torch
+from dofbot_rl.errors import DofbotRlError
+
+log = logging.getLogger(__name__)
 
 
-class CheckpointError(ValueError):
+class CheckpointError(DofbotRlError, ValueError):
     """A checkpoint is missing, unreadable, foreign or does not fit the task."""
+
+
+class RunFolderError(CheckpointError):
+    """An experiment folder cannot take a new run: another training uses it, or it holds the
+    checkpoints of an earlier run that this one does not continue."""
 
 
 _NUMPY_SAFE = [np.dtype, np.float32, np.float64, np.int64]
@@ -44,8 +55,21 @@ def load_checkpoint(path) -> Dict[str, object]:
             unpickling, or is not an rl_games checkpoint (no ``model`` state dict).
     """
     path = Path(path).expanduser()
-    if not path.is_file():
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint {path} is a directory: pass a .pth file (runs/<experiment>/nn/*.pth) "
+                              f"or checkpoint=last")
+    if not path.exists():
         raise CheckpointError(f"checkpoint not found: {path} (train first, or pick a file from runs/*/nn/)")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} is not a regular file")
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+    except OSError as exc:
+        raise CheckpointError(f"cannot read checkpoint {path}: {exc.strerror}") from None
+    if not head.startswith(b"PK") and not head.startswith(b"\x80"):  # torch's zip format, or a legacy pickle
+        raise CheckpointError(f"{path} is not a loadable rl_games checkpoint: it is not a torch checkpoint file "
+                              f"({path.stat().st_size} bytes, neither torch's zip format nor a pickle)")
     # torch >= 2.5 can allow numpy scalars (rl_games stores some) for one call; older torch
     # (Isaac Sim 2023.1 - 4.2 bundles one) loads tensors-only checkpoints the same way.
     allow = getattr(torch.serialization, "safe_globals", None)
@@ -54,6 +78,9 @@ def load_checkpoint(path) -> Dict[str, object]:
             state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for foreign / corrupt files
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if head.startswith(b"PK") and ("central directory" in first or "Errno" in first or "zip" in first.lower()):
+            raise CheckpointError(f"{path} is not a loadable rl_games checkpoint: it is truncated or damaged "
+                                  f"({path.stat().st_size} bytes; torch cannot read its zip archive)") from None
         raise CheckpointError(f"{path} is not a loadable rl_games checkpoint: {first}") from None
     if not isinstance(state, dict) or not isinstance(state.get("model"), dict):
         raise CheckpointError(f"{path} is not an rl_games checkpoint: no 'model' state dict inside")
@@ -110,6 +137,33 @@ def validate_for_task(path, num_observations: int, num_actions: int) -> Dict[str
     return state
 
 
+def validate_for_config(path, cfg, num_observations: int, num_actions: int) -> Dict[str, object]:
+    """Load ``path`` and check that it fits the task sizes and the config's network, before anything runs.
+
+    The one content check of a checkpoint for train (resume), play and export: the file is
+    safely loaded (:func:`load_checkpoint`), its observation / action sizes must be the
+    task's and its MLP widths ``cfg.train.params.network.mlp.units`` (rl_games would fail
+    with a size-mismatch traceback after the run folder was made).
+
+    Returns:
+        The checkpoint dict.
+
+    Raises:
+        CheckpointError: naming what does not fit and the override that would.
+    """
+    state = validate_for_task(path, num_observations, num_actions)
+    try:
+        units = tuple(int(u) for u in cfg.train.params.network.mlp.units)
+    except (AttributeError, KeyError, TypeError, ValueError):  # no MLP in this train config: rl_games checks
+        return state
+    hidden = tuple(int(u) for u in policy_shape(state).hidden_units)
+    if hidden != units:
+        raise CheckpointError(
+            f"{path} has an MLP of {list(hidden)} units, the config asks for {list(units)}: add "
+            f"'train.params.network.mlp.units=[{','.join(map(str, hidden))}]' or pick a checkpoint of this network")
+    return state
+
+
 # ----------------------------------------------------------------------------------
 # Catalogue of runs/*/nn/*.pth
 # ----------------------------------------------------------------------------------
@@ -152,19 +206,188 @@ def parse_checkpoint_name(path) -> CheckpointEntry:
                            is_best=epoch is None and not path.stem.startswith("last_"))
 
 
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:  # removed meanwhile
+        return float("-inf")
+
+
 def list_checkpoints(train_dir="runs") -> List[CheckpointEntry]:
-    """All ``<train_dir>/*/nn/*.pth``: experiments alphabetically, within each the best file
-    ``<exp>.pth`` first, then the highest epoch (ties: the highest reward)."""
-    entries = [parse_checkpoint_name(p) for p in Path(train_dir).glob("*/nn/*.pth")]
-    return sorted(entries, key=lambda e: (e.experiment, -(e.epoch if e.epoch is not None else 10**9),
-                                          -(e.reward if e.reward is not None else float("-inf"))))
+    """All ``<train_dir>/*/nn/*.pth``, grouped by run (experiment folder): the run with the
+    newest file first, within a run the newest file first (modification time; ties: the
+    higher epoch)."""
+    files = [(p, _mtime(p)) for p in Path(train_dir).glob("*/nn/*.pth")]
+    newest_of_run: Dict[Path, float] = {}
+    for path, mtime in files:
+        run = path.parent.parent
+        newest_of_run[run] = max(mtime, newest_of_run.get(run, float("-inf")))
+    entries = [(parse_checkpoint_name(p), t) for p, t in files]
+    return [e for e, _ in sorted(entries, key=lambda et: (-newest_of_run[et[0].path.parent.parent], et[0].experiment,
+                                                           -et[1], -(et[0].epoch or 0)))]
 
 
 def latest_checkpoint(experiment_dir) -> Optional[Path]:
-    """The newest ``last_*`` checkpoint (highest epoch) of one run, else its best file, else None."""
-    entries = [parse_checkpoint_name(p) for p in Path(experiment_dir, "nn").glob("*.pth")]
-    last = [e for e in entries if e.epoch is not None]
-    if last:
-        return max(last, key=lambda e: e.epoch).path
-    best = [e for e in entries if e.is_best]
-    return best[0].path if best else None
+    """The newest ``.pth`` of one run (``<experiment_dir>/nn/``) by modification time, or None.
+
+    Modification time, not the epoch in the name: the file the run wrote last is its current
+    state (a higher-epoch file of an earlier run under the same name is not).
+    """
+    files = [(p, _mtime(p)) for p in Path(experiment_dir, "nn").glob("*.pth")]
+    if not files:
+        return None
+    return max(files, key=lambda pt: (pt[1], parse_checkpoint_name(pt[0]).epoch or 0))[0]
+
+
+# ----------------------------------------------------------------------------------
+# Writing: atomic saves, one training per experiment folder
+# ----------------------------------------------------------------------------------
+#: Temporary files of :func:`atomic_save` (``.<name>.<random>.tmp``) and of older versions (``<name>.pth.tmp``).
+_TMP_GLOBS = (".*.tmp", "*.pth.tmp")
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp)`` on a unique temporary file in ``path``'s folder, then rename it onto ``path``.
+
+    Readers never see half a file, and concurrent writers of the same name never share a
+    temporary file (each gets its own from :func:`tempfile.mkstemp`, given the usual
+    ``0666 & ~umask`` mode); the temporary file is removed if ``write`` fails.
+
+    Args:
+        path: the file to write.
+        write: ``write(tmp_path: str)`` writes the whole content to ``tmp_path``.
+
+    Returns:
+        ``path`` as a Path.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if hasattr(os, "fchmod"):  # mkstemp makes it 0600
+            os.fchmod(fd, 0o666 & ~_umask())
+        os.close(fd)
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def atomic_save(state, path) -> Path:
+    """``torch.save(state)`` to ``path`` through :func:`atomic_write`; returns ``path`` as a Path."""
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (Linux: /proc; elsewhere the common 022)."""
+    try:
+        lines = Path("/proc/self/status").read_text().splitlines()
+    except OSError:  # not Linux
+        lines = []
+    for line in lines:
+        if line.startswith("Umask:"):
+            return int(line.split()[1], 8)
+    return 0o022
+
+
+def remove_temp_files(folder) -> List[Path]:
+    """Delete the temporary files a killed writer left in ``folder``; returns them.
+
+    Only call it while holding the folder's :class:`RunLock` (no writer is active then).
+    """
+    removed = []
+    for pattern in _TMP_GLOBS:
+        for tmp in Path(folder).glob(pattern):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+                removed.append(tmp)
+    if removed:
+        log.info("removed %d temporary file(s) a stopped writer left in %s", len(removed), folder)
+    return removed
+
+
+def check_run_folder(experiment_dir, resume_from=None) -> None:
+    """Refuse to start a run in a folder holding another run's checkpoints.
+
+    A new run may use ``experiment_dir`` when ``nn/`` holds no checkpoint, or when it
+    resumes from a checkpoint in that ``nn/`` (it continues that run). Reads only.
+
+    Raises:
+        RunFolderError: naming the folder and what to do instead.
+    """
+    nn_dir = Path(experiment_dir, "nn")
+    existing = list(nn_dir.glob("*.pth")) if nn_dir.is_dir() else []
+    if not existing:
+        return
+    if resume_from and Path(resume_from).expanduser().resolve().parent == nn_dir.resolve():
+        return
+    raise RunFolderError(
+        f"{experiment_dir} already holds {len(existing)} checkpoint(s) of an earlier run: choose a new "
+        f"experiment=NAME, or continue that run with checkpoint={latest_checkpoint(experiment_dir)}")
+
+
+class RunLock:
+    """An exclusive lock on an experiment folder while one training writes into it.
+
+    ``<experiment_dir>/.lock`` is locked with ``flock`` (``msvcrt.locking`` on Windows);
+    the operating system releases it when the process ends, even on SIGKILL, so a stale
+    lock never blocks the next run. The file holds the owner's process id for the message.
+
+    Use as a context manager; entering creates ``experiment_dir``.
+
+    Raises:
+        RunFolderError: on enter, when another training (in this or another process) holds it.
+    """
+
+    def __init__(self, experiment_dir):
+        self.experiment_dir = Path(experiment_dir)
+        self.path = self.experiment_dir / ".lock"
+        self._fh = None
+
+    def __enter__(self) -> "RunLock":
+        self.experiment_dir.mkdir(parents=True, exist_ok=True)
+        fh = open(self.path, "a+")
+        try:
+            _lock_file(fh)
+        except OSError:
+            fh.seek(0)
+            owner = fh.read().strip() or "?"
+            fh.close()
+            raise RunFolderError(
+                f"{self.experiment_dir} is in use by another training (process {owner}): wait for it to end, "
+                "or choose another experiment=NAME") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        self._fh = fh
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fh is not None:
+            with contextlib.suppress(OSError):
+                _unlock_file(self._fh)
+            self._fh.close()
+            self._fh = None
+
+
+try:
+    import fcntl
+
+    def _lock_file(fh) -> None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+    def _unlock_file(fh) -> None:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+except ImportError:  # pragma: no cover - Windows (Isaac Sim's other platform)
+    import msvcrt
+
+    def _lock_file(fh) -> None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_NBLCK, 1)
+
+    def _unlock_file(fh) -> None:
+        fh.seek(0)
+        msvcrt.locking(fh.fileno(), msvcrt.LK_UNLCK, 1)

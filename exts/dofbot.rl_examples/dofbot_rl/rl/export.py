@@ -1,6 +1,7 @@
 """Export a checkpoint's deterministic policy (ONNX, TorchScript, npz) and prove it equal to rl_games'.
 
 ``dofbot-rl export checkpoint=PATH format=onnx|torchscript|npz|all output=DIR verify=True samples=10000``
+(options: the ``export`` section of :class:`dofbot_rl.config.MainConfig`; ``dofbot-rl export --help``)
 
 Every format computes the rl_games player's deterministic action with everything it
 applies at play time baked in (:mod:`dofbot_rl.rl.policy`): observation clamp, running
@@ -14,7 +15,8 @@ Files written to ``output`` (default ``runs/<experiment>/export/`` for a checkpo
 ``policy.npz``      weights + normaliser + deployment facts for
                     :class:`dofbot_rl.sim2real.npz_policy.NumpyPolicy` (numpy only)
 ``policy.json``     sidecar: observation / action layout, limits, control rate,
-                    checkpoint sha256, training config, verification figures
+                    checkpoint sha256, the training settings the policy depends on,
+                    verification figures; lists every format exported into the folder
 ==================  ==================================================================
 
 ``verify=True`` (the default) runs the real task with the rl_games player restored from
@@ -37,13 +39,15 @@ import numpy as np
 import torch
 
 from dofbot_rl import robot
-from dofbot_rl.rl.checkpoints import CheckpointError, load_checkpoint, policy_shape
+from dofbot_rl.config import EXPORT_FORMATS
+from dofbot_rl.rl.checkpoints import CheckpointError, atomic_write, load_checkpoint, policy_shape
 from dofbot_rl.rl.policy import DeterministicPolicy, PolicySpec, network_settings, spec_arrays, spec_from_checkpoint
+from dofbot_rl.errors import DofbotRlError
 
 log = logging.getLogger(__name__)
 
 #: Export formats, in the order they are written.
-FORMATS = ("onnx", "torchscript", "npz")
+FORMATS = EXPORT_FORMATS
 #: File name of each format inside the output directory.
 FILE_NAMES = {"onnx": "policy.onnx", "torchscript": "policy.pt", "npz": "policy.npz", "sidecar": "policy.json"}
 #: ONNX opset: 13 runs on onnxruntime >= 1.6 (JetPack 4 builds included).
@@ -56,7 +60,7 @@ NUM_SYNTHETIC_SAMPLES = 1024
 VERIFY_NUM_ENVS = 64
 
 
-class ExportVerificationError(RuntimeError):
+class ExportVerificationError(DofbotRlError, RuntimeError):
     """An exported format disagrees with the rl_games player beyond the tolerance."""
 
 
@@ -144,19 +148,32 @@ def action_layout() -> List[Dict[str, object]]:
 
 
 def training_config(checkpoint: Path, cfg) -> Tuple[Dict[str, object], str]:
-    """The configuration the checkpoint was trained with, and where it came from.
+    """The training settings the policy depends on, and where they came from.
 
-    ``runs/<experiment>/config.yaml`` (written by the trainer) when the checkpoint sits
-    in ``runs/<experiment>/nn/``; otherwise the current config ``cfg``.
+    Only the task's MDP (``task.name``, ``task.env`` without ``num_envs``, ``task.sim.dt``,
+    ``task.randomization``) and the network (``train.params.network``), unresolved: nothing
+    else of the run's config (paths, ``${oc.env:...}`` values such as HOME or PATH) is copied.
+    Read from ``runs/<experiment>/config.yaml`` (written by the trainer) when the checkpoint
+    sits in ``runs/<experiment>/nn/``; otherwise from the current config ``cfg``.
     """
     from omegaconf import OmegaConf
 
-    from dofbot_rl.config import to_container
-
     run_config = checkpoint.parent.parent / "config.yaml"
     if checkpoint.parent.name == "nn" and run_config.is_file():
-        return OmegaConf.to_container(OmegaConf.load(run_config), resolve=True), str(run_config.resolve())
-    return to_container(cfg), "current config (no runs/<experiment>/config.yaml beside the checkpoint)"
+        source, where = OmegaConf.load(run_config), str(run_config.resolve())
+    else:
+        source, where = cfg, "current config (no runs/<experiment>/config.yaml beside the checkpoint)"
+
+    def pick(key):
+        node = OmegaConf.select(source, key, default=None)
+        return OmegaConf.to_container(node, resolve=False) if OmegaConf.is_config(node) else node
+
+    env = pick("task.env") or {}
+    env.pop("num_envs", None)
+    picked = {"task": {"name": pick("task.name"), "env": env, "sim": {"dt": pick("task.sim.dt")},
+                       "randomization": pick("task.randomization")},
+              "train": {"params": {"network": pick("train.params.network")}}}
+    return picked, where
 
 
 def file_sha256(path) -> str:
@@ -190,17 +207,6 @@ def _deployment_arrays(cfg) -> Dict[str, np.ndarray]:
 # ----------------------------------------------------------------------------------
 # Writers
 # ----------------------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: never a half-written file."""
-    tmp = str(path.with_name(f".{path.name}.{os.getpid()}.tmp"))
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def _write_onnx(module: DeterministicPolicy, path: Path) -> None:
     example = torch.zeros(1, module.obs_mean.shape[0])
 
@@ -211,12 +217,12 @@ def _write_onnx(module: DeterministicPolicy, path: Path) -> None:
                               input_names=["obs"], output_names=["actions"],
                               dynamic_axes={"obs": {0: "batch"}, "actions": {0: "batch"}})
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def _write_torchscript(module: DeterministicPolicy, path: Path) -> None:
     scripted = torch.jit.script(module)
-    _atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
+    atomic_write(path, lambda tmp: torch.jit.save(scripted, tmp))
 
 
 def _write_npz(arrays: Mapping[str, np.ndarray], path: Path) -> None:
@@ -224,7 +230,7 @@ def _write_npz(arrays: Mapping[str, np.ndarray], path: Path) -> None:
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 def default_output_dir(checkpoint) -> Path:
@@ -254,6 +260,8 @@ def export(checkpoint, fmt, output_dir, cfg) -> ExportResult:
         ValueError: an unknown format name.
     """
     formats = parse_formats(fmt)
+    if "onnx" in formats:
+        require_export_extra("onnx", "format=onnx")
     checkpoint = Path(checkpoint).expanduser()
     state = load_checkpoint(checkpoint)
     shape = policy_shape(state)
@@ -270,8 +278,8 @@ def export(checkpoint, fmt, output_dir, cfg) -> ExportResult:
     spec = spec_from_checkpoint(state, activation, obs_clip=float(cfg.task.env.clip_observations),
                                 action_clip=1.0)
     module = DeterministicPolicy(spec)
-    output_dir = Path(output_dir) if output_dir else default_output_dir(checkpoint)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    output_dir = Path(output_dir).expanduser() if output_dir else default_output_dir(checkpoint)
+    _make_output_dir(output_dir)
     sha = file_sha256(checkpoint)
 
     files: Dict[str, Path] = {}
@@ -327,10 +335,57 @@ def export(checkpoint, fmt, output_dir, cfg) -> ExportResult:
         "training_config": train_cfg,
     }
     sidecar = output_dir / FILE_NAMES["sidecar"]
+    _keep_earlier_files(sidecar, metadata, sha)
     _write_json(sidecar, metadata)
     log.debug("wrote %s", sidecar)
     return ExportResult(output_dir=output_dir, files=files, sidecar=sidecar, spec=spec, checkpoint=checkpoint,
                         checkpoint_sha256=sha, metadata=metadata)
+
+
+def require_export_extra(module: str, what: str) -> None:
+    """Check that ``module`` (onnx, onnxruntime) is importable before anything is written.
+
+    Raises:
+        ConfigError: one line naming the project's ``[export]`` extra.
+    """
+    import importlib.util
+
+    from dofbot_rl.config import ConfigError
+
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{what} needs the {module} package, which is not installed: "
+                          f"pip install -e '.[export]' (or pip install onnx onnxruntime), or leave out onnx")
+
+
+def _make_output_dir(output_dir: Path) -> None:
+    """Create the output folder, or say in one line why it cannot be written.
+
+    Raises:
+        ConfigError: the folder cannot be created or written.
+    """
+    from dofbot_rl.config import ConfigError
+
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"export output {output_dir} cannot be created: {exc.strerror or exc}") from None
+    if not os.access(output_dir, os.W_OK | os.X_OK):
+        raise ConfigError(f"export output {output_dir} is not writable: pass output=DIR")
+
+
+def _keep_earlier_files(sidecar: Path, metadata: Dict[str, object], sha: str) -> None:
+    """List in ``metadata["files"]`` the formats an earlier export of the same checkpoint left in the
+    folder (unchanged on disk: same sha256), so separate exports into one folder add up."""
+    try:
+        earlier = json.loads(sidecar.read_text())
+        if earlier.get("checkpoint", {}).get("sha256") != sha:
+            return
+        for name, info in earlier.get("files", {}).items():
+            path = sidecar.parent / str(info["path"])
+            if name not in metadata["files"] and path.is_file() and file_sha256(path) == info["sha256"]:
+                metadata["files"][name] = {"path": path.name, "sha256": info["sha256"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):  # no usable earlier sidecar
+        return
 
 
 def parse_formats(fmt) -> Tuple[str, ...]:
@@ -366,7 +421,7 @@ def _write_json(path: Path, data) -> None:
             json.dump(data, fh, indent=2, default=_jsonable)
             fh.write("\n")
 
-    _atomic_write(path, write)
+    atomic_write(path, write)
 
 
 # ----------------------------------------------------------------------------------
@@ -393,7 +448,7 @@ def record_observations(cfg, checkpoint, samples: int) -> Tuple[torch.Tensor, to
     seed_everything(cfg.seed)
     task = make_task(cfg)
     env = RlGamesVecEnv(task, cfg.rl_device)
-    player = load_player(cfg, env, checkpoint)
+    player = load_player(cfg, env, checkpoint, quiet=True)
     steps = max(1, math.ceil(samples / task.num_envs))
     observations, actions = [], []
     obs = env.reset()["obs"]
@@ -476,70 +531,37 @@ def verify(result: ExportResult, cfg, samples: int = 10000, tolerance: float = V
 # ----------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------
-_EXTRAS = ("format", "output", "verify", "samples")
-
-
-def _parse_args(args: Sequence[str]) -> Tuple[List[str], Dict[str, object]]:
-    from dofbot_rl.errors import UsageError
-
-    overrides, options = [], {"format": "all", "output": "", "verify": True, "samples": 10000}
-    for arg in args:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in _EXTRAS:
-            overrides.append(arg)
-            continue
-        if key == "verify":
-            if value.lower() not in ("true", "false", "1", "0"):
-                raise UsageError(f"verify={value} is not a boolean: expected True or False")
-            options[key] = value.lower() in ("true", "1")
-        elif key == "samples":
-            try:
-                options[key] = int(value)
-            except ValueError:
-                raise UsageError(f"samples={value} is not an integer") from None
-            if options[key] < 1:
-                raise UsageError(f"samples={value} must be >= 1")
-        elif key == "format":
-            try:
-                parse_formats(value)
-            except ValueError as exc:
-                raise UsageError(str(exc)) from None
-            options[key] = value
-        else:
-            options[key] = value
-    if not any(a.startswith("num_envs=") for a in overrides):
-        overrides.append(f"num_envs={VERIFY_NUM_ENVS}")
-    return overrides, options
-
-
 def main(args: Sequence[str]) -> int:
     """``dofbot-rl export``: returns 0 on success, 1 when the verification fails.
 
     Args:
-        args: ``key=value`` strings: ``checkpoint=`` (default: the experiment's newest,
-            else the shipped policy), ``format=onnx|torchscript|npz|all`` (default all,
-            or a comma list), ``output=DIR``, ``verify=True|False`` (default True),
-            ``samples=N`` (default 10000), plus Hydra overrides of the task config.
+        args: overrides: ``checkpoint=`` (default: the experiment's newest, else the shipped
+            policy; ``last``: the experiment's newest), the ``export`` section's options without
+            their prefix (``format=onnx,npz output=DIR verify=False samples=N``,
+            :class:`dofbot_rl.config.ExportConfig`), and task overrides (``num_envs`` defaults to
+            :data:`VERIFY_NUM_ENVS` here).
 
     Raises:
-        UsageError, ConfigError, CheckpointError: mistakes the user can fix (one line).
+        ConfigError, CheckpointError: mistakes the user can fix (one line), before anything is written.
     """
-    from dofbot_rl.config import ConfigError, load_config
-    from dofbot_rl.rl.checkpoints import latest_checkpoint
-    from dofbot_rl.rl.play import default_checkpoint
+    from dofbot_rl.config import load_config
+    from dofbot_rl.rl.play import resolve_checkpoint
 
-    overrides, options = _parse_args(args)
-    cfg = load_config(overrides + ["test=True"])
-    checkpoint = Path(cfg.checkpoint) if cfg.checkpoint else (
-        latest_checkpoint(Path(cfg.train_dir) / cfg.experiment) or default_checkpoint())
-    if checkpoint is None:
-        raise ConfigError("no checkpoint given and none found in runs/ or data/checkpoints/: pass checkpoint=PATH")
-    result = export(checkpoint, options["format"], options["output"] or None, cfg)
+    overrides = list(args)
+    if not any(a.startswith("num_envs=") for a in overrides):
+        overrides.append(f"num_envs={VERIFY_NUM_ENVS}")
+    cfg = load_config(overrides + ["test=True"], command="export")
+    options = cfg.export
+    checkpoint = resolve_checkpoint(cfg)
+    formats = parse_formats(list(options.format))
+    if options.verify and "onnx" in formats:
+        require_export_extra("onnxruntime", "verify=True with format onnx")
+    result = export(checkpoint, formats, options.output or None, cfg)
     for path in list(result.files.values()) + [result.sidecar]:
         print(f"wrote {path}")
-    if not options["verify"]:
+    if not options.verify:
         return 0
-    verdict = verify(result, cfg, samples=int(options["samples"]))
+    verdict = verify(result, cfg, samples=int(options.samples))
     print(verdict.summary_line())
     if not verdict.passed:
         bad = {k: v for k, v in verdict.max_abs_diff.items() if v > verdict.tolerance}

@@ -13,7 +13,7 @@ from typing import Callable, Optional
 
 import torch
 
-from dofbot_rl.rl.checkpoints import validate_for_task
+from dofbot_rl.rl.checkpoints import CheckpointError, latest_checkpoint, validate_for_config
 from dofbot_rl.rl.trainer import rl_games_output_to_log, seed_everything, share_cpu_with_physics
 from dofbot_rl.rl.vecenv import RlGamesVecEnv, register_rl_games
 
@@ -48,7 +48,8 @@ class EvalResult:
 def load_player(cfg, env: RlGamesVecEnv, checkpoint, quiet: bool = False) -> object:
     """An rl_games player for ``env``'s task with the weights of ``checkpoint`` restored.
 
-    The checkpoint is validated first (safe load, sizes against the task) and its weights
+    The checkpoint is validated first (safe load, sizes against the task and the config's
+    network) and its weights
     are loaded onto the player's device, whatever device it was trained on.
 
     Raises:
@@ -58,7 +59,7 @@ def load_player(cfg, env: RlGamesVecEnv, checkpoint, quiet: bool = False) -> obj
 
     from dofbot_rl.rl.trainer import Trainer
 
-    state = validate_for_task(checkpoint, env.task.num_observations, env.task.num_actions)
+    state = validate_for_config(checkpoint, cfg, env.task.num_observations, env.task.num_actions)
     register_rl_games(lambda: env)
     params = Trainer(cfg, task=env.task).rl_games_params()
     params["config"]["env_info"] = env.get_env_info()
@@ -83,11 +84,13 @@ def policy_actions(player, obs: torch.Tensor) -> torch.Tensor:
 
 def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
              on_step: Optional[Callable[[object, torch.Tensor], None]] = None, progress=None,
-             quiet: bool = False) -> EvalResult:
+             quiet: bool = False, until_interrupted: bool = False) -> EvalResult:
     """Run the policy of ``checkpoint`` until ``episodes`` episodes have finished.
 
     All envs run whole episodes in lockstep, so at least ``episodes`` (rounded up to a
-    multiple of ``num_envs``) are counted.
+    multiple of the counted envs) are counted. Envs under manual targets (teleop, the
+    real arm's read-back in real2sim) never time out and are not counted: the others run
+    as many rounds as needed.
 
     Args:
         cfg: loaded config (``cfg.episodes`` when ``episodes`` is None).
@@ -95,11 +98,15 @@ def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
         task: the task; built from ``cfg`` when omitted.
         on_step: called after each control step with ``(task, actions)`` (teleop,
             sim-to-real mirroring, rendering).
-        progress: optional callable ``(steps_done, steps_total)`` for a progress bar.
+        progress: optional callable ``(steps_done, steps_total)`` for a progress bar; called
+            with ``(0, total)`` before the first step.
         quiet: route rl_games' prints to the log (see :func:`rl_games_output_to_log`).
+        until_interrupted: run until Ctrl+C (``KeyboardInterrupt``) instead, whatever
+            ``episodes`` says (keyboard teleop); the figures so far are returned.
 
     Raises:
         dofbot_rl.rl.checkpoints.CheckpointError: for a bad checkpoint.
+        ValueError: every env is under manual targets, so no episode can ever finish.
     """
     from dofbot_rl.tasks import make_task
 
@@ -109,25 +116,67 @@ def evaluate(cfg, checkpoint, task=None, episodes: Optional[int] = None,
     env = RlGamesVecEnv(task, cfg.rl_device)
     player = load_player(cfg, env, checkpoint, quiet=quiet)
     episodes = int(episodes if episodes is not None else cfg.episodes)
-    rounds = max(1, math.ceil(episodes / task.num_envs))
-    total_steps = rounds * (task.episode_length - 1)
+    steps_per_round = task.episode_length - 1
     result = EvalResult(episodes=0, goals_reached=0.0, goals_counted=0.0, steps=0)
+
+    def total_steps() -> int:
+        counted = task.num_envs - len(task.manual_env_ids)
+        if counted < 1:
+            raise ValueError("every env is driven by hand or by the arm, so no episode can finish: "
+                             "use num_envs >= 2")
+        return max(1, math.ceil(episodes / counted)) * steps_per_round
+
+    if progress is not None:
+        progress(0, total_steps())
     obs = env.reset()["obs"]
-    for step in range(total_steps):
-        actions = policy_actions(player, obs)
-        obs_dict, _, _, infos = env.step(actions)
-        obs = obs_dict["obs"]
-        if on_step is not None:
-            on_step(task, actions)
-        if "episode" in infos:
-            stats = infos["episode"]
-            result.episodes += int(stats["goals_reached"].numel())
-            result.goals_reached += float(stats["goals_reached"].sum())
-            result.goals_counted += float(stats["goals_counted"].sum())
-        result.steps = step + 1
-        if progress is not None:
-            progress(step + 1, total_steps)
+    try:
+        while until_interrupted or result.episodes < episodes:
+            actions = policy_actions(player, obs)
+            obs_dict, _, _, infos = env.step(actions)
+            obs = obs_dict["obs"]
+            if on_step is not None:
+                on_step(task, actions)
+            if "episode" in infos:
+                stats = infos["episode"]
+                result.episodes += int(stats["goals_reached"].numel())
+                result.goals_reached += float(stats["goals_reached"].sum())
+                result.goals_counted += float(stats["goals_counted"].sum())
+            result.steps += 1
+            if not until_interrupted:
+                total = total_steps()
+                if progress is not None:
+                    progress(min(result.steps, total), total)
+    except KeyboardInterrupt:
+        if not until_interrupted:
+            raise
     return result
+
+
+def resolve_checkpoint(cfg, required: bool = True) -> Optional[Path]:
+    """The checkpoint ``cfg.checkpoint`` names, with ``last`` resolved.
+
+    ``checkpoint=PATH``: that file. ``checkpoint=last``: the newest checkpoint of
+    ``<train_dir>/<experiment>``. Empty: the same, else the shipped policy when ``required``
+    (play, export), else None (train starts fresh).
+
+    Raises:
+        dofbot_rl.rl.checkpoints.CheckpointError: ``last`` (or a required checkpoint) and none found.
+    """
+    if cfg.checkpoint and cfg.checkpoint != "last":
+        return Path(cfg.checkpoint).expanduser()
+    if not cfg.checkpoint and not required:
+        return None
+    run_dir = Path(cfg.train_dir) / cfg.experiment
+    found = latest_checkpoint(run_dir)
+    if found is not None:
+        return found
+    if cfg.checkpoint == "last":
+        raise CheckpointError(f"checkpoint=last: no checkpoint in {run_dir / 'nn'} yet: train first, "
+                              f"or pass experiment=NAME or checkpoint=PATH")
+    shipped = default_checkpoint()
+    if shipped is None:
+        raise CheckpointError("no checkpoint given and none found in runs/ or data/checkpoints/: pass checkpoint=PATH")
+    return shipped
 
 
 def default_checkpoint() -> Optional[Path]:

@@ -356,10 +356,11 @@ def start_playing(cfg, task, checkpoint, timeout_s: float = DEFAULT_TIMEOUT_S,
 
     def play() -> int:
         from dofbot_rl.rl.play import load_player, policy_actions
-        from dofbot_rl.rl.vecenv import RlGamesVecEnv
+        from dofbot_rl.rl.vecenv import RlGamesVecEnv, release_rl_games
 
         vec = RlGamesVecEnv(env, cfg.rl_device)
         player = load_player(cfg, vec, checkpoint)
+        release_rl_games()  # the player has what it needs; rl_games' registry must not keep the task alive
         obs = vec.reset()["obs"]
         steps = 0
         while max_steps is None or steps < max_steps:

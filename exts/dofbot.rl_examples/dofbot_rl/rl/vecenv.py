@@ -4,10 +4,14 @@ Registered the way IsaacGymEnvs / OmniIsaacGymEnvs do it: vec-env type ``RLGPU``
 env name ``rlgpu`` (the train yaml's ``env_name``). The adapter is the last wrapper:
 it moves actions to the sim device, observations and rewards to the rl device, and
 returns ``time_outs`` for value bootstrapping.
+
+:func:`dofbot_rl.rl.distributed.register_agent` swaps rl_games' PPO agent for :class:`HostSyncFreeA2CAgent`
+(built by :func:`host_sync_free_agent_class`), whose rollout looks for finished episodes
+only on steps where the env says some ended, instead of ``dones.nonzero()`` (a host
+synchronisation) every step.
 """
 
-import os
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 import torch
 
@@ -42,9 +46,12 @@ class RlGamesVecEnv:
         return {"obs": self.task.reset().to(self.rl_device)}
 
     def step(self, actions: torch.Tensor):
-        """One control step: ``({"obs"}, rewards (num_envs,), dones (num_envs,) uint8, infos)``."""
+        """One control step: ``({"obs"}, rewards (num_envs,), dones (num_envs,) uint8, infos)``.
+
+        ``infos["any_done"]`` (a Python bool, no sync) says whether any env ended this step.
+        """
         obs, rew, reset, extras = self.task.step(actions.to(self.task.device))
-        infos = {"time_outs": extras["time_outs"].to(self.rl_device)}
+        infos = {"time_outs": extras["time_outs"].to(self.rl_device), "any_done": bool(extras.get("any_done", True))}
         if "episode" in extras:
             infos["episode"] = extras["episode"]
         return {"obs": obs.to(self.rl_device)}, rew.to(self.rl_device), reset.to(self.rl_device, torch.uint8), infos
@@ -68,23 +75,109 @@ class RlGamesVecEnv:
         """rl_games checkpoint hook; nothing to restore."""
 
 
-def _atomic_save_checkpoint(filename: str, state) -> None:
-    """Write ``filename + '.pth'`` through a temporary file and a rename: never half-written."""
-    final = filename + ".pth"
-    tmp = final + ".tmp"
-    torch.save(state, tmp)
-    os.replace(tmp, final)
+#: The creator registered now (what :func:`release_rl_games` compares against).
+_registered: Optional[Callable[..., RlGamesVecEnv]] = None
+
+
+def _no_env(*args, **kwargs):
+    raise RuntimeError(f"no environment is registered as {ENV_NAME!r}: the run that registered one has ended")
+
+
+def host_sync_free_agent_class():
+    """rl_games' continuous PPO agent (``a2c_continuous``) with a rollout that does not wait for the GPU.
+
+    The stock ``play_steps`` calls ``dones.nonzero()`` after every env step to update the
+    episode meters, which makes the host wait for the GPU to finish that step. Here the
+    same bookkeeping runs only when the env reports ``infos["any_done"]`` (our task knows
+    on the host which steps can end episodes); on the other steps it is a no-op anyway
+    (nothing to record, nothing to zero). Everything else is rl_games' loop (1.6.5).
+
+    Returns:
+        the subclass of ``rl_games.algos_torch.a2c_continuous.A2CAgent``.
+    """
+    import time
+
+    from rl_games.algos_torch.a2c_continuous import A2CAgent
+    from rl_games.common.a2c_common import swap_and_flatten01
+
+    class HostSyncFreeA2CAgent(A2CAgent):
+        def play_steps(self):
+            if self.use_action_masks:
+                return super().play_steps()
+            step_time = 0.0
+            buf = self.experience_buffer
+            for n in range(self.horizon_length):
+                res_dict = self.get_action_values(self.obs)
+                buf.update_data("obses", n, self.obs["obs"])
+                buf.update_data("dones", n, self.dones)
+                for k in self.update_list:
+                    buf.update_data(k, n, res_dict[k])
+                if self.has_central_value:
+                    buf.update_data("states", n, self.obs["states"])
+
+                step_start = time.perf_counter()
+                self.obs, rewards, self.dones, infos = self.env_step(res_dict["actions"])
+                step_time += time.perf_counter() - step_start
+
+                shaped_rewards = self.rewards_shaper(rewards)
+                if self.value_bootstrap and "time_outs" in infos:
+                    shaped_rewards.add_(self.gamma * res_dict["values"] * self.cast_obs(infos["time_outs"]).unsqueeze(1).float())
+                buf.update_data("rewards", n, shaped_rewards)
+                self.current_rewards.add_(rewards)
+                self.current_shaped_rewards.add_(shaped_rewards)
+                self.current_lengths.add_(1)
+                if infos.get("any_done", True):  # the stock bookkeeping, only where an episode ended
+                    done_ids = self.dones.nonzero(as_tuple=False)[:: self.num_agents]
+                    self.game_rewards.update(self.current_rewards[done_ids])
+                    self.game_shaped_rewards.update(self.current_shaped_rewards[done_ids])
+                    self.game_lengths.update(self.current_lengths[done_ids])
+                    self.algo_observer.process_infos(infos, done_ids)
+                    not_dones = (1.0 - self.dones.float()).unsqueeze(1)
+                    self.current_rewards.mul_(not_dones)
+                    self.current_shaped_rewards.mul_(not_dones)
+                    self.current_lengths.mul_(not_dones.squeeze(1))
+
+            last_values = self.get_values(self.obs)
+            mb_values = buf.tensor_dict["values"]
+            mb_advs = self.discount_values(self.dones.float(), last_values, buf.tensor_dict["dones"].float(), mb_values,
+                                           buf.tensor_dict["rewards"])
+            batch_dict = buf.get_transformed_list(swap_and_flatten01, self.tensor_list)
+            batch_dict["returns"] = swap_and_flatten01(mb_advs + mb_values)
+            batch_dict["played_frames"] = self.batch_size
+            batch_dict["step_time"] = step_time
+            return batch_dict
+
+    return HostSyncFreeA2CAgent
 
 
 def register_rl_games(env_creator: Callable[..., RlGamesVecEnv]) -> None:
     """Register ``env_creator`` with rl_games as env ``rlgpu`` / vec-env ``RLGPU`` (idempotent).
 
-    Also routes rl_games' checkpoint writes through a temporary name and a rename, so a
-    stopped or killed run never leaves a truncated ``.pth``.
+    rl_games keeps the creator in module-level registries; call :func:`release_rl_games`
+    when the run ends, else they keep its env (and the task and physics behind it) alive.
     """
-    from rl_games.algos_torch import torch_ext
+    global _registered
     from rl_games.common import env_configurations, vecenv
 
     vecenv.register(VECENV_TYPE, lambda config_name, num_actors, **kwargs: env_creator())
     env_configurations.register(ENV_NAME, {"vecenv_type": VECENV_TYPE, "env_creator": lambda **kwargs: env_creator()})
-    torch_ext.save_checkpoint = _atomic_save_checkpoint
+    _registered = env_creator
+
+
+def registered_creator() -> Optional[Callable[..., RlGamesVecEnv]]:
+    """The creator :func:`register_rl_games` registered last and nobody released, or None."""
+    return _registered
+
+
+def release_rl_games(env_creator: Optional[Callable[..., RlGamesVecEnv]] = None) -> None:
+    """Drop rl_games' reference to a run's env: the registries then hold a creator that raises.
+
+    Args:
+        env_creator: release only if this is still the registered creator (a later run's
+            registration stays); ``None`` releases whatever is registered.
+    """
+    global _registered
+    if _registered is None or (env_creator is not None and env_creator is not _registered):
+        return
+    register_rl_games(_no_env)
+    _registered = None

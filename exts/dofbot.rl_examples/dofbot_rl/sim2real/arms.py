@@ -21,23 +21,9 @@ import time
 import typing
 
 from .. import robot
+from . import protocol as P
 
 _log = logging.getLogger(__name__)
-
-
-def _six_numbers(servo_deg):
-    """``servo_deg`` as 6 floats (deg, not range-checked).
-
-    Raises:
-        ValueError: not 6 numbers.
-    """
-    try:
-        vals = [float(v) for v in servo_deg]
-    except (TypeError, ValueError):
-        raise ValueError("expected 6 servo angles (deg), got %r" % (servo_deg,))
-    if len(vals) != robot.NUM_DOF:
-        raise ValueError("expected 6 servo angles (deg), got %d" % len(vals))
-    return vals
 
 
 def check_servo_range(servo_deg):
@@ -48,7 +34,7 @@ def check_servo_range(servo_deg):
     Raises:
         ValueError: not 6 finite numbers, or an angle outside its servo's range (named).
     """
-    vals = _six_numbers(servo_deg)
+    vals = list(P.as_floats(servo_deg, what="servo angles (deg)", finite=False))
     for sid, v, (lo, hi) in zip(robot.SERVO_IDS, vals, robot.SERVO_RANGES_DEG):
         if not lo <= v <= hi:  # also false for NaN
             raise ValueError("servo %d angle %r deg is outside its range [%g, %g]" % (sid, v, lo, hi))
@@ -203,7 +189,7 @@ class SimulatedArm(object):
         Raises:
             ValueError: not 6 numbers, or a move time outside 0..65535 ms.
         """
-        vals = _six_numbers(servo_deg)
+        vals = list(P.as_floats(servo_deg, what="servo angles (deg)", finite=False))
         time_ms = _check_time_ms(time_ms)
         with self._lock:
             now = self._clock()
@@ -286,3 +272,17 @@ class SimulatedArm(object):
         t0, start, goal, duration = self._move
         frac = 1.0 if duration <= 0.0 else min(max((now - t0) / duration, 0.0), 1.0)
         return [s + (g - s) * frac for s, g in zip(start, goal)]
+
+
+def make_arm(name, sim_read_latency_ms=3.0, sim_read_failure=0.02, seed=0):
+    """Create the arm driver ``name``: ``"armlib"`` (:class:`ArmLibArm`) or ``"sim"`` (:class:`SimulatedArm`).
+
+    Raises:
+        ImportError: "armlib" without Yahboom's ``Arm_Lib``.
+        ValueError: an unknown name or a bad simulated-arm setting.
+    """
+    if name == "armlib":
+        return ArmLibArm()
+    if name == "sim":
+        return SimulatedArm(read_latency_ms=sim_read_latency_ms, read_failure_prob=sim_read_failure, seed=seed)
+    raise ValueError("arm must be 'sim' or 'armlib', got %r" % (name,))

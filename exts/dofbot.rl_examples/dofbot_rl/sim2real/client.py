@@ -34,6 +34,7 @@ import typing
 
 from .. import robot
 from . import protocol as P
+from dofbot_rl.errors import DofbotRlError
 
 _log = logging.getLogger(__name__)
 
@@ -48,7 +49,7 @@ STATES = (DISCONNECTED, CONNECTING, CONNECTED, DEGRADED)
 MODES = ("sim2real", "real2sim", "goal")
 
 
-class Sim2RealError(RuntimeError):
+class Sim2RealError(DofbotRlError, RuntimeError):
     """The link failed (connection, protocol or a server ERROR)."""
 
 
@@ -61,7 +62,7 @@ class ServerError(Sim2RealError):
     }
 
     def __init__(self, code, reason):
-        Sim2RealError.__init__(self, "server error %s: %s%s" % (P.ErrorCode.NAMES.get(code, code), reason,
+        Sim2RealError.__init__(self, "server error %s: %s%s" % (P.code_name(code), reason,
                                                                self._HINTS.get(code, "")))
         self.code = code
         self.reason = reason
@@ -71,9 +72,50 @@ class LinkRefused(Sim2RealError):
     """The server refused the session: ``code`` is a ``protocol.ErrorCode`` value."""
 
     def __init__(self, code, reason):
-        Sim2RealError.__init__(self, "refused by server (%s): %s" % (P.ErrorCode.NAMES.get(code, code), reason))
+        Sim2RealError.__init__(self, "refused by server (%s): %s" % (P.code_name(code), reason))
         self.code = code
         self.reason = reason
+
+
+#: Slack (rad) around the joint limits ``robot.JOINT_LIMITS_*`` for angles a server reports (1 deg).
+ANGLE_TOLERANCE_RAD = math.radians(1.0)
+
+
+def check_server_angles(values, what, allow_nan=True):
+    """Check 6 angles (rad) received from a server: NaN (when allowed) or within the joint limits.
+
+    Args:
+        values: the 6 angles of a WELCOME or ACK field (task order).
+        what: names the field in the error.
+        allow_nan: NaN marks a failed read or no target (ACK); WELCOME limits must be numbers.
+
+    Raises:
+        Sim2RealError: an infinite, huge or out-of-range angle (the reply is not used).
+    """
+    for v, lo, hi, name in zip(values, robot.JOINT_LIMITS_LOWER, robot.JOINT_LIMITS_UPPER, robot.JOINT_NAMES):
+        if allow_nan and v != v:
+            continue
+        if not lo - ANGLE_TOLERANCE_RAD <= v <= hi + ANGLE_TOLERANCE_RAD:  # also false for NaN
+            raise Sim2RealError("the server sent %s %s = %r rad, outside the joint limits [%.4f, %.4f]: "
+                                "not a working Dofbot server" % (what, name, v, lo, hi))
+
+
+def _check_welcome(msg):
+    """Raise :class:`Sim2RealError` unless a WELCOME's numbers are usable (limits, heartbeat, rate)."""
+    check_server_angles(msg.lower, "lower limit", allow_nan=False)
+    check_server_angles(msg.upper, "upper limit", allow_nan=False)
+    if any(lo > hi for lo, hi in zip(msg.lower, msg.upper)):
+        raise Sim2RealError("the server sent joint limits with lower > upper: %r, %r" % (msg.lower, msg.upper))
+    if msg.heartbeat_ms < 10 or msg.max_rate_hz < 1:
+        raise Sim2RealError("the server sent heartbeat %d ms and rate %d Hz (need >= 10 ms and >= 1 Hz)"
+                            % (msg.heartbeat_ms, msg.max_rate_hz))
+
+
+def _check_ack(msg):
+    """Raise :class:`Sim2RealError` unless every angle of an ACK is NaN or within the joint limits."""
+    check_server_angles(msg.target, "target")
+    check_server_angles(msg.applied, "applied pose")
+    check_server_angles(msg.readback, "read-back")
 
 
 class Readback(typing.NamedTuple):
@@ -86,77 +128,14 @@ class Readback(typing.NamedTuple):
     applied: tuple  #: last pose the server wrote to the servos (rad)
 
 
-def _as_bool(value, key):
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.strip().lower() in ("true", "false", "1", "0", "yes", "no"):
-        return value.strip().lower() in ("true", "1", "yes")
-    raise ValueError("sim2real.%s must be a boolean, got %r" % (key, value))
+def validate_settings(host, port, protocol, has_token, rate_hz, mode, heartbeat_ms, takeover=False):
+    """Check link settings (the ``sim2real`` config section and the client's arguments alike).
 
-
-class Sim2RealConfig(typing.NamedTuple):
-    """The top-level ``sim2real:`` block of config/config.yaml.
-
-    Keys: ``enabled`` (bool), ``host``, ``port``, ``protocol`` ("v1" | "legacy"),
-    ``token_file`` (path or null), ``fail_quietly`` (bool; the reference's misspelling
-    ``fail_quietely`` is accepted as an alias), ``rate_hz`` (Hz), ``mode``
-    ("sim2real" | "real2sim" | "goal"), ``heartbeat_ms`` (ms), ``takeover`` (bool: take
-    the arm over from a server's policy before sending joint targets).
+    Raises:
+        ValueError: naming the bad or conflicting setting.
     """
-
-    enabled: bool = False
-    host: str = "127.0.0.1"
-    port: int = P.DEFAULT_PORT
-    protocol: str = "v1"
-    token_file: typing.Optional[str] = None
-    fail_quietly: bool = False
-    rate_hz: float = 60.0
-    mode: str = "sim2real"
-    heartbeat_ms: int = 200
-    takeover: bool = False
-
-    @classmethod
-    def from_mapping(cls, cfg):
-        """Validate a mapping (dict, OmegaConf ``DictConfig``) into a config.
-
-        Missing keys take the defaults above.
-
-        Raises:
-            ValueError: an unknown key, a bad value, or conflicting keys (each named).
-        """
-        aliases = {"fail_quietely": "fail_quietly"}
-        values = {}
-        for key in list(cfg.keys()):
-            name = aliases.get(key, key)
-            if name not in cls._fields:
-                raise ValueError("unknown sim2real key %r (expected one of %s, or the alias fail_quietely)"
-                                 % (key, ", ".join(cls._fields)))
-            if name in values and values[name] != cfg[key]:
-                raise ValueError("sim2real: fail_quietly and fail_quietely disagree (%r vs %r)"
-                                 % (values[name], cfg[key]))
-            values[name] = cfg[key]
-        out = cls()._replace(**values)
-        token_file = out.token_file if out.token_file not in (None, "") else None
-        try:
-            port = int(out.port)
-            rate_hz = float(out.rate_hz)
-            heartbeat_ms = int(out.heartbeat_ms)
-        except (TypeError, ValueError):
-            raise ValueError("sim2real: port, rate_hz and heartbeat_ms must be numbers, got %r, %r, %r"
-                             % (out.port, out.rate_hz, out.heartbeat_ms))
-        out = out._replace(enabled=_as_bool(out.enabled, "enabled"),
-                           fail_quietly=_as_bool(out.fail_quietly, "fail_quietly"),
-                           takeover=_as_bool(out.takeover, "takeover"),
-                           host=str(out.host), port=port, rate_hz=rate_hz, heartbeat_ms=heartbeat_ms,
-                           token_file=None if token_file is None else str(token_file))
-        _validate(out.host, out.port, out.protocol, out.token_file is not None, out.rate_hz, out.mode,
-                  out.heartbeat_ms, out.takeover)
-        return out
-
-
-def _validate(host, port, protocol, has_token, rate_hz, mode, heartbeat_ms, takeover=False):
+    if not math.isfinite(rate_hz):
+        raise ValueError("sim2real.rate_hz must be a finite number, got %r" % (rate_hz,))
     if not host:
         raise ValueError("sim2real.host must be a host name or address, got %r" % (host,))
     if not 1 <= port <= 65535:
@@ -223,7 +202,7 @@ class Sim2RealClient(object):
     def __init__(self, host="127.0.0.1", port=P.DEFAULT_PORT, protocol="v1", token=None, fail_quietly=False,
                  rate_hz=60.0, mode="sim2real", heartbeat_ms=200, move_ms=None, name="dofbot-rl",
                  connect_timeout_s=1.0, backoff_initial_s=0.1, backoff_max_s=5.0, takeover=False):
-        _validate(host, int(port), protocol, token is not None, float(rate_hz), mode, int(heartbeat_ms),
+        validate_settings(host, int(port), protocol, token is not None, float(rate_hz), mode, int(heartbeat_ms),
                   bool(takeover))
         if token is not None and not isinstance(token, bytes):
             raise ValueError("token must be bytes, got %r" % (type(token).__name__,))
@@ -264,21 +243,23 @@ class Sim2RealClient(object):
 
     @classmethod
     def from_config(cls, cfg):
-        """Build a client (not started) from the task's ``sim2real`` block.
+        """Build a client (not started) from the ``sim2real`` config section.
 
         Args:
-            cfg: a mapping (see :class:`Sim2RealConfig` for keys) or a ``Sim2RealConfig``.
-                ``enabled`` is not looked at here: the caller decides whether to build one.
+            cfg: the typed section (``dofbot_rl.config.Sim2RealSection``, already validated at
+                load) or a dict with some of its keys (the others take the defaults). ``enabled``
+                is not looked at here: the caller decides whether to build one.
 
         Raises:
-            ValueError: bad keys or values, or an unreadable ``token_file``.
+            ValueError: a bad value, or an unreadable ``token_file``.
         """
-        if not isinstance(cfg, Sim2RealConfig):
-            cfg = Sim2RealConfig.from_mapping(cfg)
-        token = P.read_token_file(cfg.token_file) if cfg.token_file else None
-        return cls(host=cfg.host, port=cfg.port, protocol=cfg.protocol, token=token,
-                   fail_quietly=cfg.fail_quietly, rate_hz=cfg.rate_hz, mode=cfg.mode,
-                   heartbeat_ms=cfg.heartbeat_ms, takeover=cfg.takeover)
+        get = cfg.get if hasattr(cfg, "get") else lambda key, default: getattr(cfg, key, default)
+        token_file = get("token_file", None)
+        token = P.read_token_file(token_file, allow_readable=True) if token_file else None
+        return cls(host=get("host", "127.0.0.1"), port=get("port", P.DEFAULT_PORT), protocol=get("protocol", "v1"),
+                   token=token, fail_quietly=get("fail_quietly", False), rate_hz=get("rate_hz", 60.0),
+                   mode=get("mode", "sim2real"), heartbeat_ms=get("heartbeat_ms", 200),
+                   takeover=get("takeover", False))
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -330,12 +311,7 @@ class Sim2RealClient(object):
         if self.mode != "sim2real":
             raise RuntimeError("send_joint_positions() needs mode 'sim2real', this client is in %r%s" % (
                 self.mode, " (use send_goal)" if self.mode == "goal" else ""))
-        try:
-            vals = tuple(float(v) for v in q)
-        except (TypeError, ValueError):
-            raise ValueError("expected 6 joint angles (rad), got %r" % (q,))
-        if len(vals) != robot.NUM_DOF or not all(math.isfinite(v) for v in vals):
-            raise ValueError("expected 6 finite joint angles (rad), got %r" % (vals,))
+        vals = P.as_floats(q, what="joint angles (rad)")
         with self._lock:
             self._target = vals
             self._target_version += 1
@@ -380,7 +356,7 @@ class Sim2RealClient(object):
             ValueError: another mode name.
             RuntimeError: the client is in ``real2sim`` mode or speaks the legacy protocol.
         """
-        codes = {name: code for code, name in P.ServerMode.NAMES.items()}
+        codes = {m.label: m for m in P.ServerMode}
         if mode not in codes:
             raise ValueError("mode must be 'direct' or 'policy', got %r" % (mode,))
         if self.mode == "real2sim" or self.protocol != "v1":
@@ -427,7 +403,15 @@ class Sim2RealClient(object):
         return self._error
 
     def readback(self):
-        """The latest servo read-back as a :class:`Readback`, or None before the first ACK."""
+        """The latest servo read-back as a :class:`Readback`, or None before the first ACK.
+
+        Every angle in it is NaN (a failed read, or no target) or within the joint limits
+        ``robot.JOINT_LIMITS_*``: a reply with anything else ends the link (see :meth:`check`).
+
+        Raises:
+            Sim2RealError: ``fail_quietly`` is False and the link has failed.
+        """
+        self.check()
         with self._lock:
             if self._ack is None:
                 return None
@@ -546,6 +530,7 @@ class Sim2RealClient(object):
                         raise LinkRefused(P.ErrorCode.AUTH, "the server requires a token (set sim2real.token_file)")
                     sock.sendall(P.encode(P.Auth(P.auth_mac(self._token, msg.nonce, role))))
                 elif isinstance(msg, P.Welcome):
+                    _check_welcome(msg)
                     return msg
                 elif isinstance(msg, P.Refused):
                     raise LinkRefused(msg.code, msg.reason)
@@ -616,6 +601,7 @@ class Sim2RealClient(object):
 
     def _handle_reply(self, msg, outstanding):
         if isinstance(msg, P.Ack):
+            _check_ack(msg)  # before anything of it is kept: readback() never returns a bad number
             now = time.monotonic()
             sent = None
             if msg.seq in outstanding:

@@ -37,7 +37,9 @@ The computation is the rl_games player's (:mod:`dofbot_rl.rl.policy`)::
     actions = clip(mu_weight @ act(... act(layer0_weight @ x + layer0_bias) ...) + mu_bias, +-action_clip)
 """
 
+import math
 import zipfile
+from dofbot_rl.errors import DofbotRlError
 
 try:
     import numpy as np
@@ -47,6 +49,16 @@ except ImportError:  # pragma: no cover - the Jetson image ships numpy (python3-
 
 FORMAT = "dofbot-rl-policy"
 FORMAT_VERSION = 1
+
+#: Bounds on what a policy file can be, checked before anything is inflated: a Dofbot
+#: reacher policy is a few MLP layers of at most a few hundred units (about 1 MB).
+MAX_FILE_ENTRIES = 64
+MAX_ENTRY_BYTES = 16 * 1024 * 1024
+MAX_TOTAL_BYTES = 32 * 1024 * 1024
+MAX_LAYERS = 16
+MAX_WIDTH = 4096
+#: Highest control rate a policy file may ask for (Hz); the task runs at 60.
+MAX_CONTROL_RATE_HZ = 1000.0
 
 _REQUIRED = ("obs_clip", "obs_mean", "obs_var", "norm_eps", "norm_clip", "num_layers", "activation",
              "mu_weight", "mu_bias", "action_clip")
@@ -67,8 +79,62 @@ def _relu(x):
 _ACTIVATIONS = {"elu": _elu, "relu": _relu, "tanh": np.tanh, "None": lambda x: x}
 
 
-class PolicyFileError(ValueError):
+class PolicyFileError(DofbotRlError, ValueError):
     """The ``.npz`` file is missing, unreadable or not a dofbot-rl policy."""
+
+
+def read_npz(path):
+    """The arrays of an ``.npz`` file, read with every size checked before it is inflated.
+
+    The zip directory's sizes are bounded (:data:`MAX_FILE_ENTRIES`,
+    :data:`MAX_ENTRY_BYTES`, :data:`MAX_TOTAL_BYTES`), so a compression bomb is refused
+    unread; each ``.npy`` header's dtype and shape are checked against the bytes the entry
+    really holds before any array is allocated; object arrays are refused (nothing is
+    unpickled). Used instead of ``np.load``, whose broken-zip errors print tracebacks on
+    numpy 1.19 (the Jetson's) and which allocates what a header claims.
+
+    Returns:
+        ``{name: ndarray}`` (names without ``.npy``).
+
+    Raises:
+        PolicyFileError: a bound is exceeded or an entry is malformed.
+        OSError, zipfile.BadZipFile: the file cannot be read or is not a zip file.
+    """
+    arrays = {}
+    with zipfile.ZipFile(str(path)) as zf:
+        infos = zf.infolist()
+        if len(infos) > MAX_FILE_ENTRIES:
+            raise PolicyFileError("%d entries, more than %d" % (len(infos), MAX_FILE_ENTRIES))
+        total = sum(info.file_size for info in infos)
+        if total > MAX_TOTAL_BYTES or any(info.file_size > MAX_ENTRY_BYTES for info in infos):
+            raise PolicyFileError("entries would inflate to %d bytes (limits: %d per entry, %d in all)"
+                                  % (total, MAX_ENTRY_BYTES, MAX_TOTAL_BYTES))
+        for info in infos:
+            if not info.filename.endswith(".npy"):
+                raise PolicyFileError("entry %r is not an .npy array" % info.filename)
+            with zf.open(info) as fh:
+                version = np.lib.format.read_magic(fh)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(fh)
+                elif version == (2, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(fh)
+                else:
+                    raise PolicyFileError("entry %r has .npy version %s" % (info.filename, version))
+                if dtype.hasobject:
+                    raise PolicyFileError("entry %r holds Python objects" % info.filename)
+                count = 1
+                for n in shape:
+                    count *= int(n)
+                size = count * dtype.itemsize
+                if size > info.file_size:
+                    raise PolicyFileError("entry %r claims shape %s, more than its %d bytes"
+                                          % (info.filename, shape, info.file_size))
+                data = fh.read(size)
+                if len(data) != size:
+                    raise PolicyFileError("entry %r is truncated" % info.filename)
+            array = np.frombuffer(data, dtype=dtype, count=count)
+            arrays[info.filename[:-4]] = array.reshape(shape, order="F" if fortran else "C").copy()
+    return arrays
 
 
 class NumpyPolicy(object):
@@ -101,6 +167,22 @@ class NumpyPolicy(object):
         # The normaliser's denominator, computed exactly as rl_games does (float32).
         self._std = np.sqrt(self.obs_var + self.norm_eps).astype(f32)
         self.meta = dict(meta or {})
+        arrays = [("obs_mean", self.obs_mean), ("obs_var", self.obs_var), ("mu_weight", self.mu_weight),
+                  ("mu_bias", self.mu_bias)]
+        for i, (w, b) in enumerate(self.layers):
+            arrays += [("layer%d_weight" % i, w), ("layer%d_bias" % i, b)]
+        for name, value in arrays:
+            if any(n > MAX_WIDTH for n in value.shape):
+                raise PolicyFileError("%s has shape %s: wider than %d" % (name, value.shape, MAX_WIDTH))
+            if not np.all(np.isfinite(value)):
+                raise PolicyFileError("%s holds NaN or infinite values" % name)
+        scalars = (("obs_clip", self.obs_clip), ("norm_eps", self.norm_eps), ("norm_clip", self.norm_clip),
+                   ("action_clip", self.action_clip))
+        for name, value in scalars:
+            if not (math.isfinite(float(value)) and value > 0):
+                raise PolicyFileError("%s is %r, expected a finite number > 0" % (name, float(value)))
+        if np.any(self.obs_var < 0):
+            raise PolicyFileError("obs_var holds negative variances")
         width = self.obs_mean.shape[0]
         if self.obs_var.shape != (width,):
             raise PolicyFileError("obs_var has shape %s, expected (%d,)" % (self.obs_var.shape, width))
@@ -133,6 +215,8 @@ class NumpyPolicy(object):
         """
         missing = [k for k in _REQUIRED if k not in arrays]
         num_layers = int(arrays["num_layers"]) if "num_layers" in arrays else 0
+        if not 0 <= num_layers <= MAX_LAYERS:
+            raise PolicyFileError("num_layers is %d, expected 0..%d" % (num_layers, MAX_LAYERS))
         for i in range(num_layers):
             missing += [k for k in ("layer%d_weight" % i, "layer%d_bias" % i) if k not in arrays]
         if missing:
@@ -146,9 +230,16 @@ class NumpyPolicy(object):
         for key in _META_FLOATS:
             if key in arrays:
                 meta[key] = float(arrays[key])
+                if not math.isfinite(meta[key]) or meta[key] < 0:
+                    raise PolicyFileError("%s is %r, expected a finite number >= 0" % (key, meta[key]))
+        rate = meta.get("control_rate_hz")
+        if rate is not None and not 0 < rate <= MAX_CONTROL_RATE_HZ:
+            raise PolicyFileError("control_rate_hz is %r, expected a number in (0, %g]" % (rate, MAX_CONTROL_RATE_HZ))
         for key in _META_VECTORS:
             if key in arrays:
                 meta[key] = [float(v) for v in np.asarray(arrays[key]).reshape(-1)]
+                if not all(math.isfinite(v) for v in meta[key]):
+                    raise PolicyFileError("%s must be finite, got %r" % (key, meta[key]))
         for key in _META_STRINGS:
             if key in arrays:
                 meta[key] = [str(v) for v in np.asarray(arrays[key]).reshape(-1)]
@@ -168,12 +259,7 @@ class NumpyPolicy(object):
             PolicyFileError: the file is missing, not an ``.npz`` or not a dofbot-rl policy.
         """
         try:
-            # An .npz is a zip file. Checked first: np.load of a broken zip leaves an NpzFile
-            # whose __del__ prints a traceback (numpy 1.19, the Jetson's).
-            with zipfile.ZipFile(str(path)) as zf:
-                zf.namelist()
-            with np.load(str(path), allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            arrays = read_npz(path)
         except (IOError, OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise PolicyFileError("cannot read policy file %s: %s" % (path, exc))
         if "format" not in arrays:

@@ -4,7 +4,7 @@ numpy + standard library only, Python 3.6 compatible. Each control tick (60 Hz) 
 :class:`OnboardController` turns the servo read-back into the task's 29-value
 observation, runs the :class:`~dofbot_rl.sim2real.npz_policy.NumpyPolicy` and returns
 joint targets (rad); the caller hands them to the server's safety layer
-(:class:`dofbot_rl.sim2real.server.ArmController`), which clamps, rate- and
+(:class:`dofbot_rl.sim2real.safety.ArmController`), which clamps, rate- and
 step-limits them before any servo moves::
 
     policy = NumpyPolicy.from_npz("policy.npz")
@@ -13,9 +13,10 @@ step-limits them before any servo moves::
     targets = onboard.step(arm_controller.status().readback, time.monotonic())
     arm_controller.command(targets, move_ms)
 
-The server runs it that way in policy mode (``dofbot-rl serve --policy policy.npz``,
-:class:`dofbot_rl.sim2real.server.PolicyRunner`), with goals from the command line or
-from clients over TCP; this module's command line runs it standalone, without a server.
+:class:`dofbot_rl.sim2real.policy_mode.PolicyRunner` runs that loop at the control rate:
+the server's policy mode (``dofbot-rl serve --policy policy.npz``) with goals from the
+command line or from clients over TCP, and this module's command line standalone,
+without a server.
 
 The observation (``dofbot_rl.tasks.reacher_math.compute_observations``, re-implemented
 here in numpy and tested equal to it):
@@ -30,17 +31,15 @@ here in numpy and tested equal to it):
 * ``[23:29]`` the previous action (gripper slot zeroed, as the task does).
 
 ``python -m dofbot_rl.sim2real.onboard --policy policy.npz --goal 0.17,0.15,0.25 --arm sim``
-runs it standalone against the simulated servo bus (or ``--arm armlib`` on the robot);
-``--episodes N`` instead samples goals like the training task and reports the success
-rate (``benchmarks/onboard_vs_sim.py`` compares that with the sim).
+runs it standalone against the simulated servo bus (or ``--arm armlib`` on the robot) and
+prints the fingertip's distance to the goal (``benchmarks/onboard_vs_sim.py`` measures
+success rates over many goals, through the server).
 """
 
-import argparse
 import collections
 import json
 import logging
 import math
-import random
 import sys
 import threading
 import time
@@ -52,8 +51,12 @@ except ImportError:  # pragma: no cover - the Jetson image ships numpy (python3-
                       "(or `pip3 install numpy`) on the Jetson")
 
 from .. import robot
+from . import protocol as P
+from .arms import make_arm
+from .cmdline import ArgumentParser, float_list, number
 from .npz_policy import NumpyPolicy, PolicyFileError
-from .server import float_list
+from .policy_mode import MAX_POLICY_RATE_HZ, PolicyRunner
+from .safety import MAX_RATE_HZ, MAX_SERVO_MOVE_MS, MAX_STEP_DEG, ArmController
 
 _log = logging.getLogger(__name__)
 
@@ -117,8 +120,8 @@ def ee_quaternion(q):
     """Orientation (w, x, y, z) of link5 (``robot.EE_LINK``) in the base frame for arm angles ``q`` (rad).
 
     The chain ``prod_i origin_i * Rz(q_i)`` composed the way MuJoCo composes body
-    quaternions, so the sign matches the simulator's ``ee_pose`` (the observation
-    contains the quaternion itself, not only the rotation).
+    quaternions (the same sign as MuJoCo's ``ee_pose``; :func:`build_observation`
+    sign-normalises it to ``w >= 0`` as the task does).
 
     Returns:
         ``(4,)`` float64, unit norm.
@@ -135,7 +138,8 @@ def build_observation(dof_pos, dof_vel, goal_pos, goal_rot, ee_rot, actions, low
 
     Args:
         dof_pos: 6 joint positions (rad). dof_vel: 6 joint velocities (rad/s).
-        goal_pos: 3 (m, base frame). goal_rot, ee_rot: quaternions (w, x, y, z).
+        goal_pos: 3 (m, base frame). goal_rot, ee_rot: quaternions (w, x, y, z); ``ee_rot`` is
+            used with the sign that makes ``w >= 0``, as in the task.
         actions: the 6 actions applied last (gripper slot already zeroed).
         lower, upper: the 6 joint limits (rad) the task scales with.
         dof_vel_scale: velocity factor (0.2). clip_observations: clamp (+-5).
@@ -143,6 +147,9 @@ def build_observation(dof_pos, dof_vel, goal_pos, goal_rot, ee_rot, actions, low
     Returns:
         ``(29,)`` float32.
     """
+    ee_rot = np.asarray(ee_rot, np.float64).reshape(4)
+    if ee_rot[0] < 0:
+        ee_rot = -ee_rot
     obs = np.concatenate((unscale_dof_pos(dof_pos, lower, upper),
                           dof_vel_scale * np.asarray(dof_vel, np.float64),
                           np.asarray(goal_pos, np.float64).reshape(3),
@@ -260,19 +267,12 @@ class OnboardController(object):
         Raises:
             ValueError: not 3 finite numbers, or a zero / non-finite quaternion.
         """
-        pos = np.asarray([float(v) for v in goal], np.float64)
-        if pos.shape != (3,) or not np.all(np.isfinite(pos)):
-            raise ValueError("goal must be 3 finite numbers (m), got %r" % (goal,))
-        rot = np.asarray(IDENTITY_QUAT if goal_rot is None else [float(v) for v in goal_rot], np.float64)
-        norm = float(np.linalg.norm(rot)) if rot.shape == (4,) else 0.0
-        if not (norm > 0 and math.isfinite(norm)):
-            raise ValueError("goal_rot must be a non-zero quaternion (w, x, y, z), got %r" % (goal_rot,))
-        self.goal_pos, self.goal_rot = pos, rot / norm
+        pos, rot = P.check_goal(goal, goal_rot)
+        self.goal_pos = np.array(pos, np.float64)
+        self.goal_rot = np.array(IDENTITY_QUAT if rot is None else rot, np.float64)
 
     def _fill(self, readback_rad):
-        rb = np.asarray([float(v) for v in readback_rad], np.float64)
-        if rb.shape != (robot.NUM_DOF,):
-            raise ValueError("read-back must be %d angles (rad), got %r" % (robot.NUM_DOF, readback_rad))
+        rb = np.array(P.as_floats(readback_rad, robot.NUM_DOF, "read-back", finite=False), np.float64)
         if self.joint_positions is None:
             previous = self.last_targets if self.last_targets is not None else np.array(robot.DEFAULT_DOF_POS)
         else:
@@ -332,202 +332,66 @@ class OnboardController(object):
 
 
 # ----------------------------------------------------------------------------------
-# Goals like the training task's
-# ----------------------------------------------------------------------------------
-def sample_goal_position(rng, goal_region):
-    """One goal (m) like ``reacher_math.sample_goal_positions``: ``|x|, |y|`` in [xy_min, xy_max], z in [z_min, z_max]."""
-    xy_min, xy_max, z_min, z_max = goal_region
-    u = [rng.uniform(-1.0, 1.0) for _ in range(3)]
-    sign = [1.0 if v > 0 else (-1.0 if v < 0 else 0.0) for v in u]
-    return [(xy_max - xy_min) * u[0] + xy_min * sign[0], (xy_max - xy_min) * u[1] + xy_min * sign[1],
-            (z_max - z_min) * abs(u[2]) + z_min]
-
-
-def sample_goal_rotation(rng):
-    """A goal quaternion like ``reacher_math.sample_goal_rotations``: about x, then about y, by ``pi U(-1, 1)``."""
-    ax, ay = math.pi * rng.uniform(-1.0, 1.0), math.pi * rng.uniform(-1.0, 1.0)
-    return [float(v) for v in quat_mul(_axis_quat(0, ax), _axis_quat(1, ay))]
-
-
-# ----------------------------------------------------------------------------------
-# The loop: the onboard controller driving the server's safety layer
-# ----------------------------------------------------------------------------------
-def run_policy_loop(onboard, arm_controller, stop_event, move_ms, rate_hz=None, on_tick=None,
-                    clock=time.monotonic, sleep=time.sleep):
-    """Drive ``arm_controller`` with ``onboard`` at the control rate until ``stop_event`` is set.
-
-    Every tick: ``arm_controller.status().readback`` -> :meth:`OnboardController.step`
-    -> ``arm_controller.command(targets, move_ms)``. The arm controller's own thread
-    (``ArmController.run``) does the servo I/O and applies the safety rules.
-
-    Args:
-        onboard: an :class:`OnboardController`.
-        arm_controller: a :class:`dofbot_rl.sim2real.server.ArmController` (running).
-        stop_event: a ``threading.Event``.
-        move_ms: servo move time passed with each target (ms).
-        rate_hz: ticks per second (default: the policy's control rate).
-        on_tick: optional ``on_tick(now_s, onboard)`` after each tick; returning True stops.
-
-    Returns:
-        The number of ticks run.
-    """
-    period = 1.0 / float(rate_hz or onboard.control_rate_hz)
-    ticks, next_t = 0, clock()
-    while not stop_event.is_set():
-        now = clock()
-        status = arm_controller.status()
-        if status.torque_on:
-            targets = onboard.step(status.readback, now)
-            arm_controller.command(targets, move_ms)
-        ticks += 1
-        if on_tick is not None and on_tick(now, onboard):
-            break
-        next_t += period
-        delay = next_t - clock()
-        if delay > 0:
-            sleep(delay)
-        elif delay < -period:  # fell behind (slow machine): do not try to catch up
-            next_t = clock()
-    return ticks
-
-
-class GoalEpisodes(object):
-    """Counts goals the way the task does, for runs against the (simulated) arm.
-
-    Episodes last ``episode_s``; a goal is reached when the fingertip (forward
-    kinematics of the read-back) is within ``tolerance`` m, and then re-sampled; at an
-    episode's end the goal in progress counts as missed if it was up ``window_s`` or
-    longer, else it is not counted (the task's ``goals_counted``).
-
-    Args:
-        rng: ``random.Random``. goal_region: (xy_min, xy_max, z_min, z_max) m.
-        episodes: episodes to run. episode_s, window_s (s), tolerance (m).
-        random_rot: sample goal quaternions like the task (else identity).
-    """
-
-    def __init__(self, rng, goal_region, episodes, episode_s, window_s, tolerance, random_rot=False):
-        self.rng, self.goal_region, self.random_rot = rng, goal_region, random_rot
-        self.episodes_total, self.episode_s, self.window_s, self.tolerance = episodes, episode_s, window_s, tolerance
-        self.episodes = 0
-        self.goals_reached = 0
-        self.goals_counted = 0
-        self.episode_start = None
-        self.goal_start = None
-
-    def _new_goal(self, onboard, now):
-        rot = sample_goal_rotation(self.rng) if self.random_rot else None
-        onboard.set_goal(sample_goal_position(self.rng, self.goal_region), rot)
-        self.goal_start = now
-
-    def on_tick(self, now, onboard):
-        """The :func:`run_policy_loop` hook; returns True when all episodes are done."""
-        if self.episode_start is None:
-            self.episode_start = now
-            self._new_goal(onboard, now)
-            return False
-        tip = onboard.fingertip
-        if tip is not None and math.sqrt(sum((a - b) ** 2 for a, b in zip(tip, onboard.goal_pos))) <= self.tolerance:
-            self.goals_reached += 1
-            self.goals_counted += 1
-            self._new_goal(onboard, now)
-        if now - self.episode_start >= self.episode_s:
-            if now - self.goal_start >= self.window_s:
-                self.goals_counted += 1
-            self.episodes += 1
-            if self.episodes >= self.episodes_total:
-                return True
-            self.episode_start = now
-            self._new_goal(onboard, now)
-        return False
-
-    @property
-    def success_rate(self):
-        """Goals reached / goals counted (NaN when none counted)."""
-        return self.goals_reached / self.goals_counted if self.goals_counted else float("nan")
-
-    def summary(self):
-        """A dict of the figures."""
-        return {"success_rate": self.success_rate, "goals_reached": self.goals_reached,
-                "goals_counted": self.goals_counted, "episodes": self.episodes,
-                "goals_per_episode": self.goals_reached / self.episodes if self.episodes else float("nan")}
-
-
-# ----------------------------------------------------------------------------------
 # Command line
 # ----------------------------------------------------------------------------------
 def build_parser():
-    """The ``python -m dofbot_rl.sim2real.onboard`` argument parser."""
-    p = argparse.ArgumentParser(prog="python -m dofbot_rl.sim2real.onboard",
-                                description="Run an exported .npz Dofbot policy on the arm (or the simulated arm).")
+    """The ``python -m dofbot_rl.sim2real.onboard`` argument parser (bad values: one line, exit 2)."""
+    p = ArgumentParser(prog="python -m dofbot_rl.sim2real.onboard",
+                       description="Run an exported .npz Dofbot policy on the arm (or the simulated arm), without "
+                                   "the server.")
     p.add_argument("--policy", required=True, help="policy file from `dofbot-rl export format=npz`")
-    goal = p.add_mutually_exclusive_group(required=True)
-    goal.add_argument("--goal", type=float_list(3, "--goal"),
-                      help="goal position x,y,z (m, robot base frame), e.g. 0.17,0.15,0.25")
-    goal.add_argument("--episodes", type=int,
-                      help="evaluate instead: sample goals like the training task for this many episodes "
-                           "and print the success rate")
+    p.add_argument("--goal", type=float_list(3, "--goal"), required=True,
+                   help="goal position x,y,z (m, robot base frame), e.g. 0.17,0.15,0.25")
     p.add_argument("--goal-quat", type=float_list(4, "--goal-quat"), default=None,
                    help="goal orientation w,x,y,z (default identity)")
-    p.add_argument("--goal-rot", choices=("identity", "random"), default="identity",
-                   help="with --episodes: goal orientations identity (deployment) or random (like training)")
-    p.add_argument("--seed", type=int, default=0, help="with --episodes: goal sampling seed")
-    p.add_argument("--duration-s", type=float, default=10.0, help="with --goal: how long to run (s)")
+    p.add_argument("--duration-s", type=number(float, 0.0, 86400.0, low_open=True), default=10.0,
+                   help="how long to run (s)")
     p.add_argument("--arm", choices=("sim", "armlib"), default="sim", help="simulated servo bus or Yahboom Arm_Lib")
-    p.add_argument("--rate-hz", type=float, default=None, help="control rate (default: the policy's, 60 Hz)")
-    p.add_argument("--move-ms", type=int, default=50, help="servo move time sent with each target (ms)")
-    p.add_argument("--max-step-deg", type=float, default=5.0, help="safety: largest joint change per servo write (deg)")
-    p.add_argument("--readback-hz", type=float, default=30.0, help="servo read-back rate per servo (Hz)")
-    p.add_argument("--vel-window-s", type=float, default=0.05, help="velocity finite-difference baseline (s)")
-    p.add_argument("--vel-tau-s", type=float, default=0.03, help="velocity low-pass time constant (s)")
-    p.add_argument("--sim-read-latency-ms", type=float, default=3.0, help="simulated arm: time per servo read (ms)")
-    p.add_argument("--sim-read-failure-prob", type=float, default=0.02, help="simulated arm: failed-read probability")
+    p.add_argument("--rate-hz", type=number(float, 0.0, MAX_POLICY_RATE_HZ, low_open=True), default=None,
+                   help="control rate (Hz, default: the policy's, 60)")
+    p.add_argument("--move-ms", type=number(int, 0, MAX_SERVO_MOVE_MS), default=50,
+                   help="servo move time sent with each target (ms)")
+    p.add_argument("--max-step-deg", type=number(float, 0.0, MAX_STEP_DEG, low_open=True), default=5.0,
+                   help="safety: largest joint change per servo write (deg)")
+    p.add_argument("--readback-hz", type=number(float, 0.0, MAX_RATE_HZ, low_open=True), default=30.0,
+                   help="servo read-back rate per servo (Hz)")
+    p.add_argument("--vel-window-s", type=number(float, 0.0, 10.0, low_open=True), default=0.05,
+                   help="velocity finite-difference baseline (s)")
+    p.add_argument("--vel-tau-s", type=number(float, 0.0, 10.0), default=0.03, help="velocity low-pass time constant (s)")
+    p.add_argument("--sim-read-latency-ms", type=number(float, 0.0, 1000.0), default=3.0,
+                   help="simulated arm: time per servo read (ms)")
+    p.add_argument("--sim-read-failure-prob", type=number(float, 0.0, 1.0), default=0.02,
+                   help="simulated arm: failed-read probability")
     p.add_argument("--json", default=None, help="write the summary to this JSON file")
-    p.add_argument("--log-level", default="INFO", help="logging level")
+    p.add_argument("--log-level", default="INFO", choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="logging level")
     return p
 
 
 def main(argv=None):
-    """Entry point; returns the exit status (0 ok, 1 bad start-up)."""
+    """Entry point; returns the exit status (0 ok, 1 bad start-up, 2 bad arguments)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=getattr(logging, str(args.log_level).upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
-    from . import server  # the safety layer (imported here: the server may import this module)
-    from .arms import ArmLibArm, SimulatedArm
-
+    logging.basicConfig(level=getattr(logging, args.log_level), format="%(asctime)s %(levelname)s %(message)s",
+                        stream=sys.stderr)
     try:
         policy = NumpyPolicy.from_npz(args.policy)
-        if args.arm == "sim":
-            arm = SimulatedArm(read_latency_ms=args.sim_read_latency_ms, read_failure_prob=args.sim_read_failure_prob)
-        else:
-            arm = ArmLibArm()
+        arm = make_arm(args.arm, args.sim_read_latency_ms, args.sim_read_failure_prob)
         onboard = OnboardController(policy, vel_window_s=args.vel_window_s, vel_tau_s=args.vel_tau_s)
         rate_hz = float(args.rate_hz or onboard.control_rate_hz)
-        arm_ctrl = server.ArmController(arm, max_step_deg=args.max_step_deg, max_rate_hz=rate_hz,
-                                        readback_hz=args.readback_hz)
+        arm_ctrl = ArmController(arm, max_step_deg=args.max_step_deg, max_rate_hz=rate_hz,
+                                 readback_hz=args.readback_hz)
+        runner = PolicyRunner(onboard, arm_ctrl, move_ms=args.move_ms, rate_hz=rate_hz, goal=args.goal,
+                              goal_quat=args.goal_quat)
     except (PolicyFileError, ImportError, ValueError) as exc:
         sys.stderr.write("onboard: error: %s\n" % exc)
         return 1
-
-    if args.episodes is not None:
-        meta = policy.meta
-        counter = GoalEpisodes(random.Random(args.seed), meta.get("goal_region", (0.15, 0.20, 0.15, 0.35)),
-                               args.episodes, meta.get("episode_length_s", 10.0), meta.get("success_window_s", 2.0),
-                               meta.get("success_tolerance", 0.05), random_rot=args.goal_rot == "random")
-        on_tick = counter.on_tick
-    else:
-        onboard.set_goal(args.goal, args.goal_quat)
-        counter, t_end = None, time.monotonic() + args.duration_s
-
-        def on_tick(now, _onboard):
-            return now >= t_end
-
+    t_end = time.monotonic() + args.duration_s
     stop = threading.Event()
     thread = threading.Thread(target=arm_ctrl.run, args=(stop,), name="arm")
     thread.daemon = True
     thread.start()
     ticks, t0 = 0, time.monotonic()
     try:
-        ticks = run_policy_loop(onboard, arm_ctrl, stop, args.move_ms, rate_hz, on_tick)
+        ticks = runner.run(stop, on_tick=lambda now: now >= t_end)
     except KeyboardInterrupt:
         _log.info("interrupted")
     finally:
@@ -536,21 +400,15 @@ def main(argv=None):
         arm_ctrl.final_action("onboard run ended")
         arm.close()
     elapsed = time.monotonic() - t0
-    summary = {"ticks": ticks, "elapsed_s": elapsed, "rate_hz": ticks / elapsed if elapsed > 0 else 0.0,
-               "servo_writes": arm_ctrl.num_writes, "python": "%d.%d" % sys.version_info[:2]}
     tip = onboard.fingertip
-    if counter is not None:
-        summary.update(counter.summary())
-        line = "success_rate=%.4f goals_reached=%d goals_counted=%d episodes=%d" % (
-            counter.success_rate, counter.goals_reached, counter.goals_counted, counter.episodes)
-    else:
-        dist = math.sqrt(sum((a - b) ** 2 for a, b in zip(tip, args.goal))) if tip is not None else float("nan")
-        summary.update({"goal": args.goal, "fingertip": tip, "distance_m": dist})
-        line = "distance_m=%.4f fingertip=%s" % (dist, ",".join("%.4f" % v for v in (tip or [])))
+    dist = math.sqrt(sum((a - b) ** 2 for a, b in zip(tip, args.goal))) if tip is not None else float("nan")
+    summary = {"ticks": ticks, "elapsed_s": elapsed, "rate_hz": ticks / elapsed if elapsed > 0 else 0.0,
+               "servo_writes": arm_ctrl.num_writes, "python": "%d.%d" % sys.version_info[:2],
+               "goal": args.goal, "fingertip": tip, "distance_m": dist}
     if args.json:
         with open(args.json, "w") as fh:
             json.dump(summary, fh, indent=2)
-    print(line)
+    print("distance_m=%.4f fingertip=%s" % (dist, ",".join("%.4f" % v for v in (tip or []))))
     return 0
 
 

@@ -55,12 +55,17 @@ little-endian mode, x86-64 PCs) is little-endian, so this module writes ``<6f`` 
 and stays byte-identical with the reference while no longer depending on the host.
 """
 
+import enum
 import hashlib
 import hmac
 import math
 import os
+import stat
 import struct
 import typing
+
+from dofbot_rl.errors import DofbotRlError
+from dofbot_rl.robot import as_floats  # noqa: F401 - the one number check, used as P.as_floats
 
 # ----------------------------------------------------------------------------------
 # Constants
@@ -104,7 +109,7 @@ LEGACY_FRAME = struct.Struct("<6f")
 LEGACY_GRIPPER_DEG = 90.0
 
 
-class MsgType(object):
+class MsgType(enum.IntEnum):
     """v1 message type codes (the header's ``type`` byte)."""
 
     HELLO = 1
@@ -120,28 +125,32 @@ class MsgType(object):
     MODE = 11  #: v1.1
 
 
-class Role(object):
+class Role(enum.IntEnum):
     """What a client asks for in HELLO: drive the arm, or only watch its read-back."""
 
     CONTROL = 0
     OBSERVE = 1
 
 
-class ServerMode(object):
+class ServerMode(enum.IntEnum):
     """Who drives the arm of a server that runs a policy (the MODE frame's byte).
 
     ``POLICY``: the server's onboard policy drives the arm toward the last GOAL; COMMAND
     frames are refused (ERROR ``POLICY_MODE``). ``DIRECT``: the controlling client's
-    COMMAND frames drive the arm; the policy is paused.
+    COMMAND frames drive the arm; the policy is paused. ``ServerMode.POLICY.label`` is
+    the lower-case name clients use (``"policy"``, ``"direct"``).
     """
 
     POLICY = 0
     DIRECT = 1
 
-    NAMES = {0: "policy", 1: "direct"}
+    @property
+    def label(self):
+        """``"policy"`` or ``"direct"``."""
+        return self.name.lower()
 
 
-class ErrorCode(object):
+class ErrorCode(enum.IntEnum):
     """Codes carried by ERROR and REFUSED frames."""
 
     BAD_FRAME = 1  #: unparseable bytes: bad magic, unknown type, wrong payload size
@@ -156,11 +165,13 @@ class ErrorCode(object):
     POLICY_MODE = 15  #: a COMMAND while the server's policy drives the arm (v1.1)
     NO_POLICY = 16  #: a GOAL or MODE policy frame to a server that runs no policy (v1.1)
 
-    NAMES = {
-        1: "BAD_FRAME", 2: "UNEXPECTED", 3: "FRAME_TOO_LARGE", 4: "TIMEOUT", 10: "BUSY",
-        11: "AUTH", 12: "VERSION", 13: "TOO_MANY_CONNECTIONS", 14: "SHUTDOWN", 15: "POLICY_MODE",
-        16: "NO_POLICY",
-    }
+
+def code_name(code):
+    """The name of an :class:`ErrorCode` value (``"BUSY"``), or the number itself when unknown."""
+    try:
+        return ErrorCode(code).name
+    except ValueError:
+        return str(code)
 
 
 # ACK flag bits.
@@ -180,7 +191,7 @@ GOAL_HAS_QUAT = 0x01
 # ----------------------------------------------------------------------------------
 
 
-class ProtocolError(ValueError):
+class ProtocolError(DofbotRlError, ValueError):
     """Bytes that do not form a valid frame. ``code`` is an :class:`ErrorCode` value."""
 
     code = ErrorCode.BAD_FRAME
@@ -303,42 +314,26 @@ class Mode(typing.NamedTuple):
     mode: int
 
 
-_HELLO = struct.Struct("<HB")
-_WELCOME = struct.Struct("<HHH12d")
-_CODE = struct.Struct("<H")
-_COMMAND = struct.Struct("<IH6d")
-_ACK = struct.Struct("<IBH18d")
-_HEARTBEAT = struct.Struct("<I")
-_GOAL = struct.Struct("<IB7d")
-_MODE = struct.Struct("<IB")
+#: The one table of payload layouts: message type -> (message class, struct of the fixed
+#: part, most extra bytes). The extra bytes are HELLO's client name and the reason of
+#: REFUSED / ERROR (utf-8); every other type has a fixed size. The decoder checks a
+#: header's length against this table before it buffers the payload.
+PAYLOADS = {
+    MsgType.HELLO: (Hello, struct.Struct("<HB"), MAX_NAME_BYTES),
+    MsgType.CHALLENGE: (Challenge, struct.Struct("<%ds" % NONCE_BYTES), 0),
+    MsgType.AUTH: (Auth, struct.Struct("<%ds" % MAC_BYTES), 0),
+    MsgType.WELCOME: (Welcome, struct.Struct("<HHH12d"), 0),
+    MsgType.REFUSED: (Refused, struct.Struct("<H"), MAX_REASON_BYTES),
+    MsgType.COMMAND: (Command, struct.Struct("<IH6d"), 0),
+    MsgType.ACK: (Ack, struct.Struct("<IBH18d"), 0),
+    MsgType.HEARTBEAT: (Heartbeat, struct.Struct("<I"), 0),
+    MsgType.ERROR: (Error, struct.Struct("<H"), MAX_REASON_BYTES),
+    MsgType.GOAL: (Goal, struct.Struct("<IB7d"), 0),
+    MsgType.MODE: (Mode, struct.Struct("<IB"), 0),
+}
+_TYPES = frozenset(MsgType)
+_TYPE_OF = {cls: msg_type for msg_type, (cls, _, _) in PAYLOADS.items()}
 _IDENTITY_QUAT = (1.0, 0.0, 0.0, 0.0)
-
-_TYPE_OF = {
-    Hello: MsgType.HELLO, Challenge: MsgType.CHALLENGE, Auth: MsgType.AUTH,
-    Welcome: MsgType.WELCOME, Refused: MsgType.REFUSED, Command: MsgType.COMMAND,
-    Ack: MsgType.ACK, Heartbeat: MsgType.HEARTBEAT, Error: MsgType.ERROR, Goal: MsgType.GOAL,
-    Mode: MsgType.MODE,
-}
-_NAME_OF = {
-    MsgType.HELLO: "HELLO", MsgType.CHALLENGE: "CHALLENGE", MsgType.AUTH: "AUTH",
-    MsgType.WELCOME: "WELCOME", MsgType.REFUSED: "REFUSED", MsgType.COMMAND: "COMMAND",
-    MsgType.ACK: "ACK", MsgType.HEARTBEAT: "HEARTBEAT", MsgType.ERROR: "ERROR", MsgType.GOAL: "GOAL",
-    MsgType.MODE: "MODE",
-}
-
-
-def _six(values, what):
-    return _floats(values, NUM_JOINTS, what)
-
-
-def _floats(values, n, what):
-    try:
-        out = tuple(float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError("%s: expected %d numbers, got %r" % (what, n, values))
-    if len(out) != n:
-        raise ValueError("%s: expected %d numbers, got %d" % (what, n, len(out)))
-    return out
 
 
 def welcome_version(minor=PROTOCOL_MINOR):
@@ -361,21 +356,13 @@ def check_goal(pos, quat=None):
         ValueError: not 3 finite numbers, or a quaternion that is not 4 finite numbers
             with a non-zero norm.
     """
-    try:
-        pos = tuple(float(v) for v in pos)
-    except (TypeError, ValueError):
-        raise ValueError("goal must be 3 numbers (m), got %r" % (pos,))
-    if len(pos) != 3 or not all(math.isfinite(v) for v in pos):
-        raise ValueError("goal must be 3 finite numbers (m), got %r" % (pos,))
+    pos = as_floats(pos, 3, "goal")
     if quat is None:
         return pos, None
-    try:
-        quat = tuple(float(v) for v in quat)
-    except (TypeError, ValueError):
-        raise ValueError("goal quaternion must be 4 numbers (w, x, y, z), got %r" % (quat,))
-    big = max(abs(v) for v in quat) if len(quat) == 4 else 0.0
-    if not (all(math.isfinite(v) for v in quat) and big > 0):
-        raise ValueError("goal quaternion must be 4 finite numbers (w, x, y, z), not all zero, got %r" % (quat,))
+    quat = as_floats(quat, 4, "goal quaternion (w, x, y, z)")
+    big = max(abs(v) for v in quat)
+    if not big > 0:
+        raise ValueError("goal quaternion (w, x, y, z) must not be all zero, got %r" % (quat,))
     quat = tuple(v / big for v in quat)  # scaled first: no overflow for huge components
     norm = math.sqrt(sum(v * v for v in quat))
     return pos, tuple(v / norm for v in quat)
@@ -383,6 +370,40 @@ def check_goal(pos, quat=None):
 
 def _utf8(text, limit):
     return text.encode("utf-8")[:limit]
+
+
+def _fields(msg):
+    """The values packed into ``msg``'s fixed part, and its extra bytes."""
+    if isinstance(msg, Hello):
+        return (msg.version, msg.role), _utf8(msg.name, MAX_NAME_BYTES)
+    if isinstance(msg, (Challenge, Auth)):
+        blob = msg[0]
+        if not isinstance(blob, bytes) or len(blob) != NONCE_BYTES:
+            raise ValueError("%s needs exactly 32 bytes, got %r" % (type(msg).__name__, blob))
+        return (blob,), b""
+    if isinstance(msg, Welcome):
+        lims = as_floats(msg.lower, what="WELCOME lower", finite=False) + as_floats(
+            msg.upper, what="WELCOME upper", finite=False)
+        return (msg.version, msg.heartbeat_ms, msg.max_rate_hz) + lims, b""
+    if isinstance(msg, (Refused, Error)):
+        return (msg.code,), _utf8(msg.reason, MAX_REASON_BYTES)
+    if isinstance(msg, Command):
+        return (msg.seq, msg.move_ms) + as_floats(msg.q, what="COMMAND q", finite=False), b""
+    if isinstance(msg, Ack):
+        vals = (as_floats(msg.target, what="ACK target", finite=False)
+                + as_floats(msg.applied, what="ACK applied", finite=False)
+                + as_floats(msg.readback, what="ACK readback", finite=False))
+        return (msg.seq, msg.flags, msg.readback_age_ms) + vals, b""
+    if isinstance(msg, Heartbeat):
+        return (msg.seq,), b""
+    if isinstance(msg, Goal):
+        pos = as_floats(msg.pos, 3, "GOAL pos", finite=False)
+        if msg.quat is None:
+            return (msg.seq, 0) + pos + _IDENTITY_QUAT, b""
+        return (msg.seq, GOAL_HAS_QUAT) + pos + as_floats(msg.quat, 4, "GOAL quat", finite=False), b""
+    if msg.mode not in tuple(ServerMode):  # Mode
+        raise ValueError("MODE mode must be 0 (policy) or 1 (direct), got %r" % (msg.mode,))
+    return (msg.seq, msg.mode), b""
 
 
 def encode_payload(msg):
@@ -399,39 +420,14 @@ def encode_payload(msg):
             a nonce that is not 32 bytes).
         TypeError: ``msg`` is not a message of this module.
     """
+    msg_type = _TYPE_OF.get(type(msg))
+    if msg_type is None:
+        raise TypeError("not a sim2real message: %r" % (msg,))
+    fixed, extra = _fields(msg)
     try:
-        if isinstance(msg, Hello):
-            return _HELLO.pack(msg.version, msg.role) + _utf8(msg.name, MAX_NAME_BYTES)
-        if isinstance(msg, (Challenge, Auth)):
-            blob = msg.nonce if isinstance(msg, Challenge) else msg.mac
-            if not isinstance(blob, bytes) or len(blob) != NONCE_BYTES:
-                raise ValueError("%s needs exactly 32 bytes, got %r" % (type(msg).__name__, blob))
-            return blob
-        if isinstance(msg, Welcome):
-            lims = _six(msg.lower, "WELCOME lower") + _six(msg.upper, "WELCOME upper")
-            return _WELCOME.pack(msg.version, msg.heartbeat_ms, msg.max_rate_hz, *lims)
-        if isinstance(msg, (Refused, Error)):
-            return _CODE.pack(msg.code) + _utf8(msg.reason, MAX_REASON_BYTES)
-        if isinstance(msg, Command):
-            return _COMMAND.pack(msg.seq, msg.move_ms, *_six(msg.q, "COMMAND q"))
-        if isinstance(msg, Ack):
-            vals = (_six(msg.target, "ACK target") + _six(msg.applied, "ACK applied")
-                    + _six(msg.readback, "ACK readback"))
-            return _ACK.pack(msg.seq, msg.flags, msg.readback_age_ms, *vals)
-        if isinstance(msg, Heartbeat):
-            return _HEARTBEAT.pack(msg.seq)
-        if isinstance(msg, Goal):
-            pos = _floats(msg.pos, 3, "GOAL pos")
-            if msg.quat is None:
-                return _GOAL.pack(msg.seq, 0, *(pos + _IDENTITY_QUAT))
-            return _GOAL.pack(msg.seq, GOAL_HAS_QUAT, *(pos + _floats(msg.quat, 4, "GOAL quat")))
-        if isinstance(msg, Mode):
-            if msg.mode not in ServerMode.NAMES:
-                raise ValueError("MODE mode must be 0 (policy) or 1 (direct), got %r" % (msg.mode,))
-            return _MODE.pack(msg.seq, msg.mode)
+        return PAYLOADS[msg_type][1].pack(*fixed) + extra
     except struct.error as exc:
         raise ValueError("cannot encode %r: %s" % (msg, exc))
-    raise TypeError("not a sim2real message: %r" % (msg,))
 
 
 def encode(msg):
@@ -444,9 +440,21 @@ def encode(msg):
     return HEADER.pack(MAGIC, FRAME_VERSION, _TYPE_OF[type(msg)], len(payload)) + payload
 
 
-def _expect_size(payload, size, name):
-    if len(payload) != size:
-        raise ProtocolError("%s payload must be %d bytes, got %d" % (name, size, len(payload)))
+def check_payload_size(msg_type, length):
+    """Check a payload length against :data:`PAYLOADS` (from the header, before reading it).
+
+    Raises:
+        ProtocolError: unknown type, or a length this type cannot have.
+    """
+    try:
+        msg_type = MsgType(msg_type)
+    except ValueError:
+        raise ProtocolError("unknown frame type %d" % msg_type)
+    _, fixed, extra = PAYLOADS[msg_type]
+    if not fixed.size <= length <= fixed.size + extra:
+        size = "%d" % fixed.size if not extra else "%d-%d" % (fixed.size, fixed.size + extra)
+        raise ProtocolError("%s payload must be %s bytes, got %d" % (msg_type.name, size, length))
+    return msg_type
 
 
 def _text(payload):
@@ -464,62 +472,39 @@ def decode_payload(msg_type, payload):
         The message tuple (floats may be NaN / inf: judging values is the receiver's job).
 
     Raises:
-        ProtocolError: unknown type or a payload of the wrong size.
+        ProtocolError: unknown type, a payload of the wrong size, a bad role, mode or flag.
         UnsupportedVersion: a HELLO naming another protocol version.
     """
     payload = bytes(payload)
+    msg_type = check_payload_size(msg_type, len(payload))
+    cls, fixed, _ = PAYLOADS[msg_type]
+    vals = fixed.unpack_from(payload)
+    extra = payload[fixed.size:]
     if msg_type == MsgType.HELLO:
-        if len(payload) < _HELLO.size or len(payload) > _HELLO.size + MAX_NAME_BYTES:
-            raise ProtocolError("HELLO payload must be %d-%d bytes, got %d"
-                                % (_HELLO.size, _HELLO.size + MAX_NAME_BYTES, len(payload)))
-        version, role = _HELLO.unpack_from(payload)
+        version, role = vals
         if version != PROTOCOL_VERSION:
             raise UnsupportedVersion("protocol version %d is not supported (this side speaks %d)"
                                      % (version, PROTOCOL_VERSION))
-        if role not in (Role.CONTROL, Role.OBSERVE):
+        if role not in tuple(Role):
             raise ProtocolError("HELLO role must be 0 (control) or 1 (observe), got %d" % role)
-        return Hello(version, role, _text(payload[_HELLO.size:]))
-    if msg_type == MsgType.CHALLENGE:
-        _expect_size(payload, NONCE_BYTES, "CHALLENGE")
-        return Challenge(payload)
-    if msg_type == MsgType.AUTH:
-        _expect_size(payload, MAC_BYTES, "AUTH")
-        return Auth(payload)
-    if msg_type == MsgType.WELCOME:
-        _expect_size(payload, _WELCOME.size, "WELCOME")
-        vals = _WELCOME.unpack(payload)
-        return Welcome(vals[0], vals[1], vals[2], vals[3:9], vals[9:15])
+        return Hello(version, Role(role), _text(extra))
     if msg_type in (MsgType.REFUSED, MsgType.ERROR):
-        name = _NAME_OF[msg_type]
-        if len(payload) < _CODE.size or len(payload) > _CODE.size + MAX_REASON_BYTES:
-            raise ProtocolError("%s payload must be %d-%d bytes, got %d"
-                                % (name, _CODE.size, _CODE.size + MAX_REASON_BYTES, len(payload)))
-        cls = Refused if msg_type == MsgType.REFUSED else Error
-        return cls(_CODE.unpack_from(payload)[0], _text(payload[_CODE.size:]))
+        return cls(vals[0], _text(extra))
+    if msg_type == MsgType.WELCOME:
+        return Welcome(vals[0], vals[1], vals[2], vals[3:9], vals[9:15])
     if msg_type == MsgType.COMMAND:
-        _expect_size(payload, _COMMAND.size, "COMMAND")
-        vals = _COMMAND.unpack(payload)
         return Command(vals[0], vals[1], vals[2:8])
     if msg_type == MsgType.ACK:
-        _expect_size(payload, _ACK.size, "ACK")
-        vals = _ACK.unpack(payload)
         return Ack(vals[0], vals[1], vals[2], vals[3:9], vals[9:15], vals[15:21])
-    if msg_type == MsgType.HEARTBEAT:
-        _expect_size(payload, _HEARTBEAT.size, "HEARTBEAT")
-        return Heartbeat(_HEARTBEAT.unpack(payload)[0])
     if msg_type == MsgType.GOAL:
-        _expect_size(payload, _GOAL.size, "GOAL")
-        vals = _GOAL.unpack(payload)
         if vals[1] & ~GOAL_HAS_QUAT:
             raise ProtocolError("GOAL flags must be 0 or 1, got %d" % vals[1])
         return Goal(vals[0], vals[2:5], vals[5:9] if vals[1] & GOAL_HAS_QUAT else None)
     if msg_type == MsgType.MODE:
-        _expect_size(payload, _MODE.size, "MODE")
-        seq, mode = _MODE.unpack(payload)
-        if mode not in ServerMode.NAMES:
-            raise ProtocolError("MODE mode must be 0 (policy) or 1 (direct), got %d" % mode)
-        return Mode(seq, mode)
-    raise ProtocolError("unknown frame type %d" % msg_type)
+        if vals[1] not in tuple(ServerMode):
+            raise ProtocolError("MODE mode must be 0 (policy) or 1 (direct), got %d" % vals[1])
+        return Mode(vals[0], ServerMode(vals[1]))
+    return cls(*vals)  # CHALLENGE, AUTH, HEARTBEAT
 
 
 class FrameDecoder(object):
@@ -580,11 +565,12 @@ class FrameDecoder(object):
             if len(buf) < HEADER.size:
                 return out
             _, _, msg_type, length = HEADER.unpack_from(buf)
-            if msg_type not in _NAME_OF:
+            if msg_type not in _TYPES:
                 raise ProtocolError("unknown frame type %d" % msg_type)
             if length > self.max_payload:
                 raise FrameTooLarge("%s frame announces %d payload bytes (limit %d)"
-                                    % (_NAME_OF[msg_type], length, self.max_payload))
+                                    % (MsgType(msg_type).name, length, self.max_payload))
+            check_payload_size(msg_type, length)  # a wrong size is refused before its bytes are buffered
             end = HEADER.size + length
             if len(buf) < end:
                 return out
@@ -622,25 +608,43 @@ def verify_mac(token, nonce, role, mac):
     return hmac.compare_digest(auth_mac(token, nonce, role), mac)
 
 
-def read_token_file(path):
+#: Longest token file read (bytes): a token is a line of text, not a stream.
+MAX_TOKEN_FILE_BYTES = 4096
+
+
+def read_token_file(path, allow_readable=False):
     """Read a shared token: the file's bytes with surrounding whitespace stripped.
 
+    The file is opened without blocking and must be a regular file (a FIFO, a device
+    or a directory is refused, never waited on), at most :data:`MAX_TOKEN_FILE_BYTES`
+    long, and (on POSIX) not readable by group or others unless ``allow_readable``.
+
     Raises:
-        ValueError: the file cannot be read or holds no token.
+        ValueError: the file cannot be read, is not a regular file, is too long, holds
+            no token, or is readable by other users (each named, one line).
     """
     try:
-        with open(path, "rb") as fh:
-            token = fh.read().strip()
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
         raise ValueError("cannot read token file %r: %s" % (path, exc))
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise ValueError("token file %r is not a regular file" % (path,))
+        if not allow_readable and os.name == "posix" and info.st_mode & 0o077:
+            raise ValueError("token file %r is readable by other users (mode %03o): chmod 600 it"
+                             % (path, info.st_mode & 0o777))
+        data = os.read(fd, MAX_TOKEN_FILE_BYTES + 1)
+    except OSError as exc:
+        raise ValueError("cannot read token file %r: %s" % (path, exc))
+    finally:
+        os.close(fd)
+    if len(data) > MAX_TOKEN_FILE_BYTES:
+        raise ValueError("token file %r is longer than %d bytes" % (path, MAX_TOKEN_FILE_BYTES))
+    token = data.strip()
     if not token:
         raise ValueError("token file %r is empty" % (path,))
     return token
-
-
-def token_file_is_private(path):
-    """True when group and others have no access to ``path`` (POSIX mode ``0o?00``)."""
-    return os.name != "posix" or (os.stat(path).st_mode & 0o077) == 0
 
 
 # ----------------------------------------------------------------------------------
@@ -654,10 +658,7 @@ def encode_legacy(servo_deg):
     Raises:
         ValueError: not 6 finite numbers.
     """
-    vals = _six(servo_deg, "legacy servo angles")
-    if not all(math.isfinite(v) for v in vals):
-        raise ValueError("legacy servo angles must be finite, got %r" % (vals,))
-    return LEGACY_FRAME.pack(*vals)
+    return LEGACY_FRAME.pack(*as_floats(servo_deg, what="legacy servo angles (deg)"))
 
 
 class LegacyDecoder(object):

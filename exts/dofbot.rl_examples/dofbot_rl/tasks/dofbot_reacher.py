@@ -14,6 +14,14 @@ scales drawn at each reset (through the backend's optional ``set_dynamics_scales
 
 The task talks to the simulator only through the physics seam
 (:class:`dofbot_rl.physics.base.PhysicsBackend`) and imports none.
+
+On a CUDA backend that can record graphs (:class:`~dofbot_rl.physics.base.SupportsStepCapture`)
+the control step is one CUDA graph: actions, the physics substeps, reward, goal
+re-sampling and time-outs in one, the observations in a second (so that on a reset step
+they are computed after the resets, as on the CPU). Every buffer the step carries is
+written in place, so the eager step (CPU, the first CUDA step, teleop) and the replayed
+one are the same computation. Episodes end only on steps the host knows in advance
+(time-outs), so the loop never waits for the GPU in between.
 """
 
 import logging
@@ -22,8 +30,9 @@ from typing import Dict, Optional
 import torch
 
 from dofbot_rl import robot
+from dofbot_rl.errors import DofbotRlError
 from dofbot_rl.config import ConfigError, RandomizationConfig, randomization_problems
-from dofbot_rl.physics.base import PhysicsBackend, SupportsDynamicsScales
+from dofbot_rl.physics.base import PhysicsBackend, SupportsDynamicsScales, SupportsStepCapture
 from dofbot_rl.tasks import reacher_math as rm
 
 log = logging.getLogger(__name__)
@@ -33,7 +42,7 @@ NUM_ACTIONS = 6
 GRIPPER = 5
 
 
-class NonFiniteActionError(ValueError):
+class NonFiniteActionError(DofbotRlError, ValueError):
     """The policy produced NaN or infinite actions."""
 
 
@@ -51,13 +60,16 @@ class DofbotReacher:
         (``commanded_targets`` delayed by ``action_latency_steps`` and slew-limited by
         ``servo_move_time_s``; equal to them when both are off); ``pd_gain_scale``
         (num_envs, 6) and ``link_mass_scale`` (num_envs,), the dynamics scales of the
-        current episode (ones unless randomised); ``tip_pos`` (num_envs, 3) m.
+        current episode (ones unless randomised); ``tip_pos`` (num_envs, 3) m; ``ee_pose``
+        (num_envs, 7) m + quat (w, x, y, z). All are updated in place by ``step``.
 
     Args:
         env_cfg: the ``task.env`` config section (see :class:`dofbot_rl.config.EnvConfig`).
         physics: the simulator, with ``physics.num_envs == env_cfg.num_envs``.
         randomization: the ``task.randomization`` section
             (:class:`dofbot_rl.config.RandomizationConfig`); None: everything off.
+        cuda_graph: record the step as CUDA graphs where the backend supports it (CUDA,
+            :class:`~dofbot_rl.physics.base.SupportsStepCapture`); False: always eager.
 
     Raises:
         ValueError: if the physics backend's size does not match the config.
@@ -68,7 +80,7 @@ class DofbotReacher:
     num_observations = NUM_OBS
     num_actions = NUM_ACTIONS
 
-    def __init__(self, env_cfg, physics: PhysicsBackend, randomization=None):
+    def __init__(self, env_cfg, physics: PhysicsBackend, randomization=None, cuda_graph: bool = True):
         if physics.num_envs != env_cfg.num_envs or physics.num_dof != robot.NUM_DOF:
             raise ValueError(
                 f"physics backend has {physics.num_envs} envs x {physics.num_dof} dofs, "
@@ -103,6 +115,7 @@ class DofbotReacher:
         self.actions = torch.zeros(n, NUM_ACTIONS, device=d)
         self.joint_pos_targets = torch.zeros(n, robot.NUM_DOF, device=d)
         self.tip_pos = torch.zeros(n, 3, device=d)
+        self.ee_pose = torch.zeros(n, 7, device=d)
         self.goal_distance = torch.zeros(n, device=d)
         self.episode_sums: Dict[str, torch.Tensor] = {
             k: torch.zeros(n, device=d) for k in ("dist", "action_penalty", "reach_bonus")
@@ -116,7 +129,14 @@ class DofbotReacher:
         self._nonfinite_envs = torch.zeros(n, dtype=torch.bool, device=d)
         self._sync_each_step = self.device.type == "cpu"
         self._steps_to_timeout = 0
+        # CUDA graphs of the step (_step_core) and of the observations; captured at the first
+        # step that can use them, again when the backend's arrays change (graph_version).
+        self._use_graphs = bool(cuda_graph) and self.device.type == "cuda" and isinstance(physics, SupportsStepCapture)
+        self._graphs = None
+        self._graph_version = None
+        self._graph_actions = torch.zeros(n, NUM_ACTIONS, device=d)  # the step graph's input
         self._init_randomization(RandomizationConfig() if randomization is None else randomization)
+        self.warm_up()
 
     # ------------------------------------------------------------------------------
     # Public API
@@ -125,7 +145,7 @@ class DofbotReacher:
         """Reset every env; returns ``obs_buf`` ``(num_envs, 29)``."""
         self.reset_idx(torch.arange(self.num_envs, device=self.device))
         self._refresh()
-        self.obs_buf[:] = self._observations()
+        self._write_observations()
         return self.obs_buf
 
     def step(self, actions: torch.Tensor):
@@ -137,8 +157,11 @@ class DofbotReacher:
         Returns:
             ``(obs_buf (num_envs, 29), rew_buf (num_envs,), reset_buf (num_envs,), extras)``.
             ``extras["time_outs"]`` (num_envs,) bool marks episodes cut by the time limit
-            (all endings here); ``extras["episode"]`` holds per-finished-env statistics.
-            Envs that ended are already reset: their observation starts the next episode.
+            (all endings here); ``extras["episode"]`` holds per-finished-env statistics;
+            ``extras["any_done"]`` (a Python bool, known without a sync) is True iff some
+            env ended this step. Envs that ended are already reset: their observation
+            starts the next episode. The returned tensors are the task's buffers,
+            overwritten by the next step.
 
         Raises:
             NonFiniteActionError: if any action is NaN or infinite: at once on the CPU; on a
@@ -148,19 +171,50 @@ class DofbotReacher:
         """
         if actions.shape != (self.num_envs, NUM_ACTIONS):
             raise ValueError(f"actions must be ({self.num_envs}, {NUM_ACTIONS}), got {tuple(actions.shape)}")
-        actions = actions.to(self.device)
+        graphs = self._graphs if self._use_graphs and not self._manual else None
+        if graphs is not None and self._graph_version == self.physics.graph_version:
+            self._graph_actions.copy_(actions)
+            graphs[0]()
+        else:
+            self._step_core(actions.to(self.device))
+            if self._use_graphs and not self._manual:
+                self._capture_graphs()
+        self.extras = {"time_outs": self.time_out_buf, "any_done": False}
+        self._steps_to_timeout -= 1
+        if self._steps_to_timeout <= 0:
+            # Time-outs can only happen now (known on the host): one sync to find them.
+            self._raise_if_nonfinite()
+            check_physics = getattr(self.physics, "check_finite", None)  # backends that defer it (GPU)
+            if check_physics is not None:
+                check_physics()
+            done_ids = torch.nonzero(self.time_out_buf).flatten()
+            if done_ids.numel():
+                self.extras["episode"] = self._episode_stats(done_ids)
+                self.extras["any_done"] = True
+                self.reset_idx(done_ids)
+                self._refresh()
+            self._schedule_timeout_check()
+        if graphs is not None and self._graphs is graphs:
+            graphs[1]()
+        else:
+            self._write_observations()
+        return self.obs_buf, self.rew_buf, self.reset_buf, self.extras
+
+    def _step_core(self, actions: torch.Tensor) -> None:
+        """The device part of :meth:`step` (no host sync on a GPU; every carried buffer written in place):
+        actions -> targets -> physics -> reward -> goals -> time-outs. ``actions`` ``(num_envs, 6)``."""
         finite = torch.isfinite(actions).all(dim=1)
         self._nonfinite_envs |= ~finite
         if self._sync_each_step:
             self._raise_if_nonfinite()
         clip = self.cfg.clip_actions
-        self.actions = torch.clamp(torch.where(finite[:, None], actions, 0.0), -clip, clip)
+        self.actions.copy_(torch.clamp(torch.where(finite[:, None], actions, 0.0), -clip, clip))
         self.actions[:, GRIPPER] = 0.0  # the reference does not use the gripper
         commanded = rm.actions_to_joint_targets(self.actions, self.dof_lower, self.dof_upper)
         if self._manual:
             commanded[self._manual_ids] = torch.stack(list(self._manual.values()))
-        self.commanded_targets = commanded
-        self.joint_pos_targets = self._targets_reaching_the_arm(commanded)
+        self.commanded_targets.copy_(commanded)
+        self.joint_pos_targets.copy_(self._targets_reaching_the_arm(commanded))
         self.physics.set_joint_position_targets(self.joint_pos_targets)
         self.physics.step(self.cfg.control_frequency_inv)
 
@@ -168,9 +222,11 @@ class DofbotReacher:
         self.goal_age += 1
         self._refresh()
         rc = self.cfg.reward
-        self.rew_buf, terms, self.goal_distance = rm.compute_reward(
+        reward, terms, distance = rm.compute_reward(
             self.tip_pos, self.goal_pos, self.actions, rc.dist_scale, rc.action_penalty_scale,
             rc.reach_goal_bonus, self.cfg.success_tolerance)
+        self.rew_buf.copy_(reward)
+        self.goal_distance.copy_(distance)
         for name, value in terms.items():
             self.episode_sums[name] += value
 
@@ -179,23 +235,35 @@ class DofbotReacher:
         self.successes += reached.float()
         self._resample_goals(reached)
 
-        self.time_out_buf = self.progress_buf >= self.episode_length - 1
+        torch.ge(self.progress_buf, self.episode_length - 1, out=self.time_out_buf)
         if self._manual:
             self.time_out_buf[self._manual_ids] = False  # a human-driven robot never times out
-        self.reset_buf = self.time_out_buf.long()
-        self.extras = {"time_outs": self.time_out_buf}
-        self._steps_to_timeout -= 1
-        if self._steps_to_timeout <= 0:
-            # Time-outs can only happen now (known on the host): one sync to find them.
-            self._raise_if_nonfinite()
-            done_ids = torch.nonzero(self.time_out_buf).flatten()
-            if done_ids.numel():
-                self.extras["episode"] = self._episode_stats(done_ids)
-                self.reset_idx(done_ids)
-                self._refresh()
-            self._schedule_timeout_check()
-        self.obs_buf[:] = self._observations()
-        return self.obs_buf, self.rew_buf, self.reset_buf, self.extras
+        self.reset_buf.copy_(self.time_out_buf)
+
+    def _capture_graphs(self) -> None:
+        """Record :meth:`_step_core` (input ``_graph_actions``) and the observations as two CUDA graphs.
+
+        Called right after an eager step (kernels loaded, nothing left to initialise);
+        capturing runs nothing, so the state is unchanged.
+        """
+        self._graphs = (self.physics.capture(lambda: self._step_core(self._graph_actions)),
+                        self.physics.capture(self._write_observations))
+        self._graph_version = self.physics.graph_version
+        log.debug("control step captured as CUDA graphs (%d envs)", self.num_envs)
+
+    def warm_up(self) -> None:
+        """Load the GPU kernels and capture the step's CUDA graphs now (the constructor calls
+        this), not in the first training epoch: one step, then every env reset. The random-number
+        states are restored, so what follows is as if this had not run. Does nothing where the
+        step is not graphed (CPU, ``cuda_graph=False``) or once the graphs exist."""
+        if not self._use_graphs or self._graphs is not None:
+            return
+        cpu_rng, cuda_rng = torch.get_rng_state(), torch.cuda.get_rng_state(self.device)
+        self.reset()
+        self.step(torch.zeros(self.num_envs, NUM_ACTIONS, device=self.device))
+        self.reset()
+        torch.set_rng_state(cpu_rng)
+        torch.cuda.set_rng_state(cuda_rng, self.device)
 
     def reset_idx(self, env_ids: torch.Tensor) -> None:
         """Start new episodes in ``env_ids``: new goal, pose = default + noise x U(lower, upper), zero velocity.
@@ -265,10 +333,9 @@ class DofbotReacher:
         n, d = self.num_envs, self.device
         self.obs_noise_std = float(rnd.obs_noise_std)
         self.action_latency_steps = int(rnd.action_latency_steps)
-        # Ring buffer of the last k commanded targets (k, num_envs, 6) rad; slot _delay_slot is the oldest.
+        # The last k commanded targets (k, num_envs, 6) rad, oldest first.
         self._target_delay = (torch.zeros(self.action_latency_steps, n, robot.NUM_DOF, device=d)
                               if self.action_latency_steps else None)
-        self._delay_slot = 0
         self._servo_max_step = (rm.servo_max_step(self.dof_lower, self.dof_upper, rnd.servo_move_time_s, self.control_dt)
                                 if rnd.servo_move_time_s > 0 else None)
         self._gain_range = tuple(float(v) for v in rnd.pd_gain_scale_range)
@@ -291,11 +358,10 @@ class DofbotReacher:
         """``commanded`` (num_envs, 6) rad delayed ``action_latency_steps`` control steps, then
         slew-limited from the last applied targets by the servo's move time."""
         targets = commanded
-        if self._target_delay is not None:
-            slot = self._delay_slot  # a host counter: no sync
-            targets = self._target_delay[slot].clone()
-            self._target_delay[slot] = commanded
-            self._delay_slot = (slot + 1) % self.action_latency_steps
+        if self._target_delay is not None:  # shift the ring on the device (no host counter: graph-safe)
+            targets = self._target_delay[0].clone()
+            self._target_delay[:-1] = self._target_delay[1:].clone()
+            self._target_delay[-1] = commanded
         if self._servo_max_step is not None:
             targets = rm.slew_limit(self.joint_pos_targets, targets, self._servo_max_step)
         return targets
@@ -328,8 +394,8 @@ class DofbotReacher:
         g = self.cfg.goal
         pos = rm.sample_goal_positions(self.num_envs, g.xy_min, g.xy_max, g.z_min, g.z_max, self.device)
         rot = rm.sample_goal_rotations(self.num_envs, self.device)
-        self.goal_pos = torch.where(mask[:, None], pos, self.goal_pos)
-        self.goal_rot = torch.where(mask[:, None], rot, self.goal_rot)
+        self.goal_pos.copy_(torch.where(mask[:, None], pos, self.goal_pos))
+        self.goal_rot.copy_(torch.where(mask[:, None], rot, self.goal_rot))
         self.goal_age.masked_fill_(mask, 0)
 
     def _reset_goals(self, env_ids: torch.Tensor) -> None:
@@ -342,8 +408,11 @@ class DofbotReacher:
     def _refresh(self) -> None:
         self.dof_pos = self.physics.dof_pos
         self.dof_vel = self.physics.dof_vel
-        self.ee_pose = self.physics.ee_pose
-        self.tip_pos = rm.tip_positions(self.ee_pose, self.tip_offset_ee)
+        self.ee_pose.copy_(self.physics.ee_pose)
+        self.tip_pos.copy_(rm.tip_positions(self.ee_pose, self.tip_offset_ee))
+
+    def _write_observations(self) -> None:
+        self.obs_buf.copy_(self._observations())
 
     def _observations(self) -> torch.Tensor:
         obs = rm.compute_observations(self.dof_pos, self.dof_vel, self.goal_pos, self.goal_rot, self.ee_pose[:, 3:7],

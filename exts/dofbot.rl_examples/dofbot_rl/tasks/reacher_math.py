@@ -57,6 +57,17 @@ def quat_conjugate(q: torch.Tensor) -> torch.Tensor:
     return q * sign
 
 
+def quat_positive_w(q: torch.Tensor) -> torch.Tensor:
+    """``(..., 4)`` quaternions (w, x, y, z) with the sign that makes ``w >= 0``.
+
+    ``q`` and ``-q`` are the same rotation; engines do not agree on which one they report
+    (MuJoCo composes its body and joint quaternions along the chain as they come; PhysX
+    flips each joint's rotation to ``w >= 0`` and composes its own joint-frame quaternions),
+    so everything fed to a policy uses this one. Batched, no host sync.
+    """
+    return torch.where(q[..., :1] < 0, -q, q)
+
+
 def quat_rotate(q: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Rotate ``(..., 3)`` vectors ``v`` by unit quaternions ``q`` ``(..., 4)`` (w, x, y, z)."""
     w, xyz = q[..., :1], q[..., 1:]
@@ -180,8 +191,10 @@ def compute_observations(dof_pos: torch.Tensor, dof_vel: torch.Tensor, goal_pos:
 
     Layout: ``[0:6]`` joint positions scaled to ``[-1, 1]`` by the limits; ``[6:12]`` joint
     velocities (rad/s) times ``dof_vel_scale`` (0.2); ``[12:15]`` goal position (m, env
-    frame); ``[15:19]`` goal quaternion; ``[19:23]`` ``ee_rot * conj(goal_rot)``;
-    ``[23:29]`` the actions applied this step (gripper entry 0).
+    frame); ``[15:19]`` goal quaternion; ``[19:23]`` ``ee_rot * conj(goal_rot)`` with
+    ``ee_rot`` sign-normalised to ``w >= 0`` first (:func:`quat_positive_w`: the same pose gives
+    the same observation on every engine); ``[23:29]`` the actions applied this step (gripper
+    entry 0).
     """
     return torch.cat(
         (
@@ -189,7 +202,7 @@ def compute_observations(dof_pos: torch.Tensor, dof_vel: torch.Tensor, goal_pos:
             dof_vel_scale * dof_vel,
             goal_pos,
             goal_rot,
-            quat_mul(ee_rot, quat_conjugate(goal_rot)),
+            quat_mul(quat_positive_w(ee_rot), quat_conjugate(goal_rot)),
             actions,
         ),
         dim=-1,

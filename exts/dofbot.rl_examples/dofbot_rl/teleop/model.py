@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Dict
 
 import torch
 
@@ -126,52 +126,14 @@ def _positive_speed(value: Any, what: str) -> float:
 
 @dataclasses.dataclass
 class TeleopConfig:
-    """The ``teleop:`` section of ``config/task/DofbotReacher.yaml``.
+    """The ``teleop:`` section of ``config/task/DofbotReacher.yaml`` (typed by :mod:`dofbot_rl.config`,
+    so OmegaConf rejects unknown keys and wrong types; :meth:`TeleopBindings.from_config` checks the rest)."""
 
-    Use :meth:`from_mapping` to build it from a dict / OmegaConf node (unknown keys fail).
-    """
-
-    #: Overrides of the default bindings, by name in :data:`ACTION_NAMES`: a joint name maps
-    #: to ``[minus_key, plus_key]``, ``release`` / ``reset`` / ``camera`` to one key. Names
-    #: left out keep their default (Q/A W/S E/D R/F T/G Y/H, ESCAPE, Z, C).
-    bindings: dict = dataclasses.field(default_factory=dict)
-    #: Jog speed of the arm joints (rad/s): one number for joint1..joint5, or 5 numbers.
-    speed_rad_s: Any = DEFAULT_SPEED_RAD_S
-    #: Jog speed of the gripper (rad/s).
-    gripper_speed_rad_s: float = DEFAULT_GRIPPER_SPEED_RAD_S
-    #: Cap on the number of robots in the scene for teleop demos; 0 = no cap (see :func:`cap_num_envs`).
-    max_robots: int = 0
-
-    @classmethod
-    def from_mapping(cls, cfg: Mapping | None) -> "TeleopConfig":
-        """Build a config from a mapping (dict or OmegaConf ``DictConfig``); ``None`` -> defaults.
-
-        Raises:
-            ValueError: on a key that is not a field (names the valid ones) or a bad value.
-        """
-        if cfg is None:
-            return cls()
-        if isinstance(cfg, cls):
-            return cfg
-        if not isinstance(cfg, Mapping):
-            raise ValueError("teleop config must be a mapping, got %r" % (cfg,))
-        fields = [f.name for f in dataclasses.fields(cls)]
-        unknown = sorted(str(k) for k in cfg if k not in fields)
-        if unknown:
-            raise ValueError("unknown teleop config key(s) %s; expected some of %s" % (unknown, fields))
-        out = cls(**{k: cfg[k] for k in cfg})
-        out.validate()
-        return out
-
-    def validate(self) -> None:
-        """Check every field (also building the bindings once).
-
-        Raises:
-            ValueError: if ``max_robots`` is not an int >= 0 or the bindings/speeds are invalid.
-        """
-        if isinstance(self.max_robots, bool) or not isinstance(self.max_robots, int) or self.max_robots < 0:
-            raise ValueError("teleop.max_robots must be an int >= 0 (0 = no cap), got %r" % (self.max_robots,))
-        TeleopBindings.from_config(self)
+    #: overrides of the default keys by name (joint1..gripper: [minus, plus]; release, reset, camera: one key)
+    bindings: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    speed_rad_s: Any = DEFAULT_SPEED_RAD_S  #: jog speed of the arm joints (rad/s): one number, or 5 (joint1..joint5)
+    gripper_speed_rad_s: float = DEFAULT_GRIPPER_SPEED_RAD_S  #: jog speed of the gripper (rad/s)
+    max_robots: int = 0  #: with teleop=True, cap num_envs at this (0: no cap; the reference used 128)
 
 
 def cap_num_envs(num_envs: int, max_robots: int) -> int:
@@ -258,7 +220,7 @@ class TeleopBindings:
 
     @classmethod
     def from_config(cls, cfg: "TeleopConfig | Mapping | None" = None) -> "TeleopBindings":
-        """Build bindings from the ``teleop:`` config (a :class:`TeleopConfig` or a mapping).
+        """Build bindings from the ``teleop:`` config (a :class:`TeleopConfig`, its OmegaConf node, or a dict).
 
         ``bindings`` entries override the defaults by name (see :data:`ACTION_NAMES`);
         ``speed_rad_s`` (one number or 5, rad/s) sets joint1..joint5; ``gripper_speed_rad_s``
@@ -268,8 +230,16 @@ class TeleopBindings:
             ValueError: on an unknown config key or binding name, an unknown or duplicate key,
                 a malformed pair, or a bad speed (names the offending value).
         """
-        if not isinstance(cfg, TeleopConfig):
-            cfg = TeleopConfig.from_mapping(cfg)
+        if cfg is None:
+            cfg = TeleopConfig()
+        elif isinstance(cfg, Mapping):  # a dict or an OmegaConf node: missing keys take the defaults
+            names = [f.name for f in dataclasses.fields(TeleopConfig)]
+            unknown = sorted(str(k) for k in cfg if k not in names)
+            if unknown:
+                raise ValueError("unknown teleop config key(s) %s; expected some of %s" % (unknown, names))
+            cfg = TeleopConfig(**{str(k): cfg[k] for k in cfg})
+        elif not hasattr(cfg, "bindings"):
+            raise ValueError("teleop config must be a mapping, got %r" % (cfg,))
         bindings = cfg.bindings if cfg.bindings is not None else {}
         if not isinstance(bindings, Mapping):
             raise ValueError("teleop.bindings must be a mapping of %s to keys, got %r" % (list(ACTION_NAMES), bindings))
@@ -320,16 +290,6 @@ class TeleopBindings:
 # ----------------------------------------------------------------------------------
 # Model
 # ----------------------------------------------------------------------------------
-
-
-def _six_floats(values: Any, what: str) -> list:
-    try:
-        out = [float(v) for v in values]
-    except (TypeError, ValueError):
-        raise ValueError("%s: expected %d numbers (rad), got %r" % (what, robot.NUM_DOF, values)) from None
-    if len(out) != robot.NUM_DOF or not all(math.isfinite(v) for v in out):
-        raise ValueError("%s: expected %d finite numbers (rad), got %r" % (what, robot.NUM_DOF, out))
-    return out
 
 
 class TeleopModel:
@@ -396,7 +356,7 @@ class TeleopModel:
         """
         if isinstance(env_id, bool) or not isinstance(env_id, int) or env_id < 0:
             raise ValueError("env_id must be an int >= 0, got %r" % (env_id,))
-        targets = self._clamp(_six_floats(current_dof_pos, "current_dof_pos"))
+        targets = self._clamp(list(robot.as_floats(current_dof_pos, what="current_dof_pos (rad)")))
         if self._selected is not None and self._selected != env_id:
             self._released.append(self._selected)
         self._selected = env_id

@@ -2,8 +2,8 @@
 
 The Kit layer passes the stage selection (``get_selected_prim_paths()``) here on each
 selection-changed event. Only the robot prim and its descendants select a robot:
-``/World/envs/env_12/Dofbot/link3/visuals`` -> 12, while the goal marker
-``/World/envs/env_12/goal``, the ground plane or any other prim -> ``None`` (the reference
+``/World/envs/env_12/Dofbot/link3/visuals`` -> 12, while the markers
+(``/World/envs/markers/...``), the ground plane or any other prim -> ``None`` (the reference
 demo selected env N for anything under ``env_N``, goal cubes included).
 """
 
@@ -13,12 +13,14 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from dofbot_rl import scene
+
 __all__ = ["DEFAULT_ENV_ROOT", "DEFAULT_ROBOT_NAME", "env_id_from_prim_path", "first_robot"]
 
 #: Parent prim of the cloned envs ``env_0``, ``env_1``, ...
-DEFAULT_ENV_ROOT = "/World/envs"
+DEFAULT_ENV_ROOT = scene.ENV_ROOT
 #: Name of the robot prim under each env prim.
-DEFAULT_ROBOT_NAME = "Dofbot"
+DEFAULT_ROBOT_NAME = scene.ROBOT_NAME
 
 _ENV_RE = re.compile(r"env_(\d+)")
 

@@ -37,6 +37,7 @@ from typing import Any, TextIO
 
 from dofbot_rl import robot
 from dofbot_rl.teleop.model import TeleopModel
+from dofbot_rl.errors import DofbotRlError
 
 __all__ = ["HOLD_S", "NotATerminalError", "TerminalTeleop", "decode_keys", "format_status"]
 
@@ -55,7 +56,7 @@ _CSI_TILDE = {"1": "HOME", "2": "INSERT", "3": "DEL", "4": "END", "5": "PAGE_UP"
 _SELECT_KEYS = frozenset(["KEY_%d" % i for i in range(10)] + ["ENTER", "BACKSPACE"])
 
 
-class NotATerminalError(RuntimeError):
+class NotATerminalError(DofbotRlError, RuntimeError):
     """stdin is not an interactive terminal (a pipe, a file, or no file descriptor)."""
 
 

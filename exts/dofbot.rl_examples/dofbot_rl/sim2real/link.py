@@ -1,4 +1,6 @@
-"""The panel's Sim2Real toggle: link the selected robot (env 0 when none is) to a real Dofbot.
+"""The simulator side of the link: the panel's Sim2Real toggle and ``dofbot-rl play sim2real...``.
+
+Links the selected robot (env 0 when none is) to a real Dofbot.
 
 Wraps :class:`dofbot_rl.sim2real.Sim2RealClient` (non-blocking, its own thread). While on,
 a session step hook runs once per control step, by mode:
@@ -69,7 +71,7 @@ class Sim2RealLink:
 
     def start(self, mapping: dict) -> None:
         """Start a client from a ``sim2real`` config mapping (the keys of
-        :class:`dofbot_rl.sim2real.client.Sim2RealConfig`; ``mode`` picks the step hook's work).
+        :class:`dofbot_rl.config.Sim2RealSection`; ``mode`` picks the step hook's work).
 
         Raises:
             ValueError: a bad key or value; OSError: the client could not start.

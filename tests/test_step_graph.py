@@ -1,0 +1,139 @@
+"""The graph-safe control step: the same numbers as the step it replaced, buffers written in
+place, no per-step host sync in the PPO rollout, and (on CUDA) replayed graphs equal to the
+eager step."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from dofbot_rl.config import load_config
+from dofbot_rl.tasks import DofbotReacher, make_task
+
+TRACE = Path(__file__).parent / "data" / "reacher_trace_cpu.npz"
+#: The variants recorded in TRACE (with the step as it was before it became graph-safe).
+VARIANTS = {
+    "plain": [],
+    "randomized": ["task.randomization.obs_noise_std=0.01", "task.randomization.action_latency_steps=2",
+                   "task.randomization.servo_move_time_s=0.5", "task.randomization.pd_gain_scale_range=[0.8,1.2]",
+                   "task.randomization.link_mass_scale_range=[0.9,1.1]"],
+}
+
+try:
+    import mujoco_warp  # noqa: F401
+
+    HAS_WARP = True
+except ImportError:
+    HAS_WARP = False
+
+
+def _run(task, steps=45, seed=1, on_step=None):
+    """Step ``task`` with seeded random actions; returns ``{name: (steps, ...) array}``."""
+    gen = torch.Generator().manual_seed(seed)
+    rec = {k: [] for k in ("obs", "rew", "reset", "targets", "goal")}
+    for t in range(steps):
+        a = 2.0 * torch.rand(task.num_envs, 6, generator=gen) - 1.0
+        if on_step is not None:
+            on_step(t, task)
+        obs, rew, reset, _ = task.step(a.to(task.device))
+        for k, v in zip(rec, (obs, rew, reset, task.joint_pos_targets, task.goal_pos)):
+            rec[k].append(v.detach().cpu().clone())
+    return {k: torch.stack(v).numpy() for k, v in rec.items()}
+
+
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_step_reproduces_the_trace_recorded_before_it_became_graph_safe(variant):
+    torch.manual_seed(0)
+    task = make_task(load_config(["num_envs=8", "sim_device=cpu", "task.env.episode_length=20", *VARIANTS[variant]]))
+    task.reset()
+    got, want = _run(task), np.load(TRACE)
+    for key, value in got.items():
+        np.testing.assert_array_equal(value, want[f"{variant}_{key}"], err_msg=f"{variant} {key}")
+
+
+def test_step_writes_its_buffers_in_place_and_reports_any_done_without_a_sync():
+    task = make_task(load_config(["num_envs=4", "sim_device=cpu", "task.env.episode_length=5"]))
+    task.reset()
+    names = ("obs_buf", "rew_buf", "reset_buf", "time_out_buf", "actions", "commanded_targets", "joint_pos_targets",
+             "goal_pos", "goal_rot", "ee_pose", "tip_pos", "goal_distance", "progress_buf")
+    ptrs = {n: getattr(task, n).data_ptr() for n in names}
+    for _ in range(12):
+        obs, rew, reset, extras = task.step(torch.zeros(4, 6))
+        assert extras["any_done"] is bool(reset.any())
+        assert obs.data_ptr() == ptrs["obs_buf"] and rew.data_ptr() == ptrs["rew_buf"]
+    assert {n: getattr(task, n).data_ptr() for n in names} == ptrs
+
+
+def test_ppo_rollout_looks_for_finished_episodes_only_where_one_ended(tmp_path, monkeypatch):
+    from dofbot_rl.rl.trainer import Trainer
+
+    calls = []
+    original = torch.Tensor.nonzero
+
+    def counting_nonzero(self, *args, **kwargs):
+        calls.append(self.dtype)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.Tensor, "nonzero", counting_nonzero)
+    cfg = load_config(["num_envs=16", "max_iterations=2", "sim_device=cpu", "task.env.episode_length=50",
+                       f"train_dir={tmp_path}", "experiment=nz"])
+    result = Trainer(cfg).train()
+    # 2 epochs x 64 steps; episodes end at steps 49, 98 (and the task's own time-out checks use
+    # torch.nonzero, not Tensor.nonzero): rl_games' rollout looked at dones twice, not 128 times
+    assert calls.count(torch.uint8) == 2
+    assert result.history[-1].goals_per_episode == result.history[-1].goals_per_episode  # episodes were counted
+
+
+def test_host_sync_free_agent_trains_like_the_stock_agent(tmp_path):
+    """Same seed, same 2 epochs: identical weights with rl_games' agent and with ours."""
+    from rl_games.algos_torch import a2c_continuous
+
+    from dofbot_rl.rl import trainer as trainer_mod
+    from dofbot_rl.rl.trainer import Trainer
+
+    def train(name, stock):
+        cfg = load_config(["num_envs=16", "max_iterations=2", "sim_device=cpu", "task.env.episode_length=40",
+                           f"train_dir={tmp_path}", f"experiment={name}", "seed=3"])
+        if stock:
+            register = trainer_mod.register_agent
+            trainer_mod.register_agent = lambda runner: runner.algo_factory.register_builder(
+                "a2c_continuous", lambda **kw: a2c_continuous.A2CAgent(**kw))
+        try:
+            result = Trainer(cfg).train()
+        finally:
+            if stock:
+                trainer_mod.register_agent = register
+        return torch.load(result.checkpoint, weights_only=True)["model"], result.history
+
+    (ours, hist_ours), (stock, hist_stock) = train("ours", False), train("stock", True)
+    for key in stock:
+        assert torch.equal(ours[key], stock[key]), key
+    assert [p.mean_reward for p in hist_ours] == [p.mean_reward for p in hist_stock]
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and HAS_WARP), reason="needs CUDA and mujoco_warp")
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+def test_cuda_graph_step_equals_the_eager_step(variant):
+    from dofbot_rl.paths import robot_model_path
+    from dofbot_rl.physics.mujoco_warp import MujocoWarpBackend
+
+    cfg = load_config(["num_envs=64", "sim_device=cuda:0", "task.env.episode_length=20", *VARIANTS[variant]])
+
+    def teleop(t, task):  # a human drives env 3 for a while: eager steps in between
+        if t == 25:
+            task.set_manual_targets(3, torch.zeros(6))
+        if t == 30:
+            task.set_manual_targets(3, None)
+
+    traces = []
+    for graphs in (False, True):
+        torch.manual_seed(0)
+        physics = MujocoWarpBackend(robot_model_path("mjcf"), 64, device="cuda:0")
+        task = DofbotReacher(cfg.task.env, physics, cfg.task.randomization, cuda_graph=graphs)
+        task.reset()
+        traces.append(_run(task, on_step=teleop))
+        assert (task._graphs is not None) == graphs
+        physics.close()
+    for key in traces[0]:
+        np.testing.assert_allclose(traces[1][key], traces[0][key], atol=2e-5, err_msg=key)
