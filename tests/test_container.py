@@ -5,7 +5,7 @@ so it has no torch and the Dockerfile installs ``TORCH_SPEC`` itself. The contai
 3 epochs, plays and exports the checkpoint as an unprivileged user with ``runs/`` mounted from the
 host; the test checks the final lines, that every file the container wrote is in the
 mounted folder and belongs to that user, and that the named cache volume took that user's
-caches.
+caches. A last test runs docs/containers.md's torchrun line on the CPU (2 ranks, gloo).
 
 Slow (minutes: the first run also makes the base and installs torch in the image); skipped
 without podman or mmdebstrap. Not in the default selection. One command (docs/containers.md)::
@@ -174,3 +174,18 @@ def test_image_holds_no_host_pip_configuration(image):
     if host_bundle.is_file() and any(Path("/usr/local/share/ca-certificates").glob("*.crt")):  # host adds CAs
         image_bundle = podman("run", "--rm", *ULIMITS, "--entrypoint", "cat", image, str(host_bundle)).stdout
         assert image_bundle != host_bundle.read_text()
+
+
+def test_image_runs_torchrun_on_cpu(image, tmp_path):
+    """docs/containers.md's several-GPU line, on the CPU: torchrun as entrypoint, 2 ranks (gloo)."""
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    if os.getuid() == 0:
+        os.chown(runs, 4321, 4321)
+    user = ["--userns=keep-id"] if os.getuid() != 0 else ["--user", "4321:4321"]
+    result = podman("run", "--rm", *ULIMITS, "--ipc=host", *user, "-v", f"{runs}:/workspace/runs",
+                    "--entrypoint", "torchrun", image, "--standalone", "--nproc_per_node=2", "-m", "dofbot_rl.cli",
+                    "train", "multi_gpu=True", "sim_device=cpu", "num_envs=64", "max_iterations=3")
+    assert TRAIN_LINE.match(result.stdout.strip().splitlines()[-1]), result.stdout
+    assert "2 ranks: policy weights identical across ranks" in result.stderr
+    assert len(list((runs / "DofbotReacher" / "nn").glob("*.pth"))) == 1
