@@ -8,7 +8,7 @@ from dofbot_rl.sim2real import bundle
 PACKAGE = os.path.dirname(bundle.__file__)
 #: Innermost first: a module may import only modules listed before it (lazily or not).
 LAYERS = ["protocol", "cmdline", "arms", "safety", "policy_mode", "npz_policy", "onboard", "tcp_server", "server",
-          "client", "bundle", "__init__"]
+          "client", "link", "bundle", "__init__"]
 
 
 def _sim2real_imports(name):
