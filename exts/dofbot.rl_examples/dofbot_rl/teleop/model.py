@@ -203,7 +203,7 @@ class TeleopBindings:
         for i, pair in enumerate(pairs):
             joint = robot.JOINT_NAMES[i]
             if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
-                raise ValueError("%s: expected a [minus_key, plus_key] pair, got %r" % (joint, pair))
+                raise ValueError("%s: expected [minus_key, plus_key], got %r" % (joint, pair))
             minus = claim(pair[0], joint + " -")
             plus = claim(pair[1], joint + " +")
             jog[minus], jog[plus] = (i, -1), (i, +1)
@@ -246,12 +246,7 @@ class TeleopBindings:
         unknown = sorted(str(k) for k in bindings if k not in ACTION_NAMES)
         if unknown:
             raise ValueError("unknown teleop binding name(s) %s; expected some of %s" % (unknown, list(ACTION_NAMES)))
-        joint_keys = []
-        for i, joint in enumerate(robot.JOINT_NAMES):
-            pair = bindings.get(joint, DEFAULT_JOINT_KEYS[i])
-            if isinstance(pair, str) or not isinstance(pair, Sequence) or len(pair) != 2:
-                raise ValueError("teleop.bindings.%s: expected [minus_key, plus_key], got %r" % (joint, pair))
-            joint_keys.append((pair[0], pair[1]))
+        joint_keys = tuple(bindings.get(joint, DEFAULT_JOINT_KEYS[i]) for i, joint in enumerate(robot.JOINT_NAMES))
         speed = cfg.speed_rad_s
         if isinstance(speed, Sequence) and not isinstance(speed, (str, bytes)):
             if len(speed) != robot.NUM_ARM_JOINTS:
@@ -263,8 +258,8 @@ class TeleopBindings:
         else:
             arm = (_positive_speed(speed, "teleop.speed_rad_s"),) * robot.NUM_ARM_JOINTS
         gripper = _positive_speed(cfg.gripper_speed_rad_s, "teleop.gripper_speed_rad_s")
-        return cls(
-            joint_keys=tuple(joint_keys),
+        return cls(  # keys and pairs are checked once, in __post_init__
+            joint_keys=joint_keys,
             release_key=bindings.get("release", DEFAULT_RELEASE_KEY),
             reset_key=bindings.get("reset", DEFAULT_RESET_KEY),
             camera_key=bindings.get("camera", DEFAULT_CAMERA_KEY),
