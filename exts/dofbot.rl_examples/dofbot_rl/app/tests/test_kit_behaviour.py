@@ -19,6 +19,7 @@ import omni.timeline
 import omni.usd
 
 from dofbot_rl.app import compat, isaac_physics
+from dofbot_rl.app.tests.kit_case import KitTestCase
 from dofbot_rl.app.extension import BROWSER_CATEGORY, BROWSER_NAME, MENU_ITEM, MENU_ROOT, get_instance
 from dofbot_rl.app.window import TITLE
 from dofbot_rl.panel import PanelState
@@ -27,7 +28,7 @@ NUM_ENVS = 8
 EXT_NAME = "dofbot.rl_examples"
 
 
-class _KitCase(omni.kit.test.AsyncTestCase):
+class _KitCase(KitTestCase):
     async def setUp(self):
         await omni.usd.get_context().new_stage_async()
         self.ext = get_instance()
@@ -57,18 +58,6 @@ class _KitCase(omni.kit.test.AsyncTestCase):
         await self._updates(2)
         await omni.usd.get_context().new_stage_async()
         self.tmp.cleanup()
-
-    async def _updates(self, n):
-        for _ in range(n):
-            await omni.kit.app.get_app().next_update_async()
-
-    async def _until(self, predicate, max_updates):
-        for _ in range(max_updates):
-            if predicate():
-                return
-            await omni.kit.app.get_app().next_update_async()
-        model = self.model
-        self.fail(f"timed out; panel state {model.state}, status {model.status.text}")
 
     async def _load(self):
         self.assertTrue(self.model.press("load"), self.model.status.text)

@@ -13,13 +13,14 @@ import omni.kit.test
 import omni.kit.undo
 import omni.usd
 
+from dofbot_rl.app.tests.kit_case import KitTestCase
 from dofbot_rl.app.extension import get_instance
 from dofbot_rl.panel import PanelState
 
 NUM_ENVS = 16
 
 
-class TestRlExamplesPanel(omni.kit.test.AsyncTestCase):
+class TestRlExamplesPanel(KitTestCase):
     """The panel end to end on PhysX."""
 
     async def setUp(self):
@@ -41,17 +42,6 @@ class TestRlExamplesPanel(omni.kit.test.AsyncTestCase):
             model.stop()
             await self._until(lambda: model.state == PanelState.LOADED, 600)
         self.tmp.cleanup()
-
-    async def _updates(self, n):
-        for _ in range(n):
-            await omni.kit.app.get_app().next_update_async()
-
-    async def _until(self, predicate, max_updates):
-        for _ in range(max_updates):
-            if predicate():
-                return
-            await omni.kit.app.get_app().next_update_async()
-        self.fail(f"timed out; panel state {self.ext.model.state}, status {self.ext.model.status.text}")
 
     def _click(self, name):
         button = self.ext.window.buttons[name]

@@ -9,18 +9,18 @@ it against the real app.
 
 import tempfile
 
-import omni.kit.app
 import omni.kit.test
 import omni.kit.undo
 import omni.usd
 from pxr import UsdGeom
 
 from dofbot_rl import scene
+from dofbot_rl.app.tests.kit_case import KitTestCase
 from dofbot_rl.app.extension import get_instance
 from dofbot_rl.panel import PanelState
 
 
-class _SceneCase(omni.kit.test.AsyncTestCase):
+class _SceneCase(KitTestCase):
     num_envs = 16
 
     async def setUp(self):
@@ -45,17 +45,6 @@ class _SceneCase(omni.kit.test.AsyncTestCase):
         await self._until(self.model.poll_worker, 3000)
         await omni.usd.get_context().new_stage_async()
         self.tmp.cleanup()
-
-    async def _updates(self, n):
-        for _ in range(n):
-            await omni.kit.app.get_app().next_update_async()
-
-    async def _until(self, predicate, max_updates):
-        for _ in range(max_updates):
-            if predicate():
-                return
-            await omni.kit.app.get_app().next_update_async()
-        self.fail(f"timed out; panel state {self.model.state}, status {self.model.status.text}")
 
     def _instancer(self):
         stage = omni.usd.get_context().get_stage()
