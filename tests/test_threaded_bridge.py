@@ -171,3 +171,25 @@ def test_results_are_copies_and_stop_raises_in_the_worker():
         env.step(torch.zeros(2, 1))
     with pytest.raises(ValueError):
         QueuedVecEnv(_TinyTask(), timeout_s=0)
+
+
+def test_a_run_that_cannot_finish_its_epoch_saves_its_weights_now(tmp_path):
+    """The Kit timeline's Stop: no more physics steps, so the worker's epoch cannot end; the
+    session writes the current weights while the worker waits, then forces the stop."""
+    from dofbot_rl.panel.session import Session
+
+    cfg = load_config(["num_envs=64", "max_iterations=50", f"train_dir={tmp_path}", "sim_device=cpu"])
+    run = start_training(cfg, make_task(cfg))
+    deadline = time.monotonic() + 30
+    while run.env.steps < 10:  # mid-epoch: the worker waits for its next step
+        assert time.monotonic() < deadline
+        run.pump(budget_s=0.02)
+    session = Session.__new__(Session)
+    session.run = run
+    saved = session.checkpoint_now()
+    assert saved is not None and saved.name.endswith("_stopped.pth") and saved.is_file()
+    state = torch.load(saved, map_location="cpu", weights_only=True)
+    assert "model" in state and "optimizer" in state
+    run.request_stop(graceful=False)
+    _pump_until_finished(run)
+    assert saved.is_file() and not list(tmp_path.rglob("*.tmp"))

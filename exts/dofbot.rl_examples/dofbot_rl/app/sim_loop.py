@@ -100,7 +100,10 @@ class SimLoop:
         if not timeline.is_stopped():
             return False  # paused: the run waits
         if running:
+            saved = self.model.session.checkpoint_now()  # the weights as they are: no epoch can finish now
             self.model.session.stop(graceful=False)  # the views are invalid: no more steps
+            if saved is not None:
+                self.model._info(f"The timeline was stopped: the run ended; its weights are in {saved.name}.")
             self.model.tick()  # serves nothing (the bridge is stopped); finishes the run when the worker ended
             return False
         self.model.unload()

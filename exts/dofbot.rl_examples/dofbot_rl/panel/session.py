@@ -198,6 +198,13 @@ class Session:
         self._after_step(task, actions, result)
         return True
 
+    def checkpoint_now(self):
+        """A training run: write its current weights now (:meth:`dofbot_rl.rl.trainer.Trainer.save_now`;
+        the worker waits on a step). Returns the checkpoint's path, or None (no training run,
+        or its agent is not built yet)."""
+        trainer = getattr(self.run, "trainer", None) if self.running else None
+        return trainer.save_now() if trainer is not None else None
+
     def stop(self, graceful: bool = True) -> None:
         """Ask the active run to end (see :meth:`dofbot_rl.rl.threaded.WorkerRun.request_stop`)."""
         if self.running:

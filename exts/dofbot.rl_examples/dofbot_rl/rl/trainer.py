@@ -306,6 +306,22 @@ class Trainer:
             self._rolling = None  # rl_games wrote this name itself: not ours to remove later
         self.saved.append(path)
 
+    def save_now(self) -> Optional[Path]:
+        """Write the current weights now as ``last_<name>_ep_<E>_stopped.pth`` (any thread).
+
+        For a run that cannot finish its epoch: the Kit app's timeline was stopped, so no
+        physics step will come. Call it while the worker waits on a step (its weights do not
+        change then), before ending the run with a forced stop.
+
+        Returns:
+            The checkpoint written, or None before rl_games has built its agent.
+        """
+        algo = self._algo
+        if algo is None:
+            return None
+        self._save(str(Path(algo.nn_dir) / f"last_{algo.config['name']}_ep_{int(algo.epoch_num)}_stopped"))
+        return self.saved[-1]
+
     def _maybe_save_rolling(self, epoch: int, mean_reward: float) -> None:
         """Every ``checkpoint_every_s`` s: ``last_<name>_ep_<E>_rew_<R>.pth``, replacing the previous rolling one.
 
