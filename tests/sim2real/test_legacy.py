@@ -113,11 +113,19 @@ def test_server_in_legacy_mode_with_a_reference_style_client(start_server):
     for w in arm.writes:
         for v, lo, hi in zip(robot.servo_deg_to_sim(w.servo_deg), LIMITS_LOWER, LIMITS_UPPER):
             assert lo - 1e-9 <= v <= hi + 1e-9
-    # One controlling client: while it sends, a second legacy connection is closed at once.
-    sock.sendall(struct.pack("<6f", *target))
-    other = socket.create_connection(server.address, timeout=2.0)
-    assert other.recv(10) == b""
-    other.close()
+    # One controlling client: while it sends (60 Hz, well inside the 150 ms takeover silence),
+    # a second legacy connection is closed at once.
+    stop.clear()
+    t = threading.Thread(target=stream, daemon=True)
+    t.start()
+    try:
+        time.sleep(0.1)
+        other = socket.create_connection(server.address, timeout=2.0)
+        assert other.recv(10) == b""
+        other.close()
+    finally:
+        stop.set()
+        t.join()
     # Stopping the server closes the connection without v1 bytes.
     server.stop_event.set()
     sock.settimeout(3.0)
