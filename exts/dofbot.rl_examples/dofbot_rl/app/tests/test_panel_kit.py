@@ -83,6 +83,23 @@ class TestRlExamplesPanel(KitTestCase):
         await self._until(lambda: model.state == PanelState.LOADED, 3000)
         self.assertIn("Test stopped", model.status.text)
 
+    async def test_resume_adds_epochs_in_a_run_of_its_own(self):
+        """Issue 16: Resume trains *Epochs* more epochs (2 + 2 = 4), as a new experiment."""
+        model = self.ext.model
+        await self._load()
+        self._click("train")
+        await self._until(lambda: model.state == PanelState.LOADED, 20000)
+        first_run, first_checkpoint = model.run_name, Path(model.settings.checkpoint)
+        self.assertEqual(model.figures.epoch, 2)
+        self.assertEqual(model.selected_checkpoint, first_checkpoint)
+        self._click("resume")
+        self.assertEqual(model.state, PanelState.TRAINING)
+        await self._until(lambda: model.state == PanelState.LOADED, 20000)
+        self.assertEqual(model.status.level, "ok", model.status.text)
+        self.assertEqual(model.figures.epoch, 4)
+        self.assertNotEqual(model.run_name, first_run)
+        self.assertTrue(first_checkpoint.is_file())  # the first run's checkpoint is untouched
+
     async def test_stop_during_training_leaves_a_checkpoint(self):
         model = self.ext.model
         model.set_max_iterations(50)
