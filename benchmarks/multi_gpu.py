@@ -14,7 +14,6 @@ process was started); the success figures from progress.jsonl at the end.
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess

@@ -3,7 +3,6 @@ browser tests. Playwright drives the system Chromium through its executable path
 own browser download is never used). Screenshots go to ``$DOFBOT_STUDIO_SHOTS`` or a tmp folder.
 """
 
-import math
 import os
 import queue
 import shutil
@@ -14,9 +13,7 @@ import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from studio_geometry import VIEWPORT  # noqa: F401 - the browser page size
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 

@@ -44,7 +44,7 @@ class RolloutRecorder:
 
     def __init__(self, model_path, control_dt: float, env_id: int = 0, seconds: float = 8.0, fps: int = 20,
                  size=(480, 480)):
-        mujoco = import_mujoco(gl=True)
+        self._mj = mujoco = import_mujoco(gl=True)
         self.model = mujoco.MjModel.from_xml_path(str(model_path))
         # Light: the MJCF's one top light leaves the arm's sides dark; a head light follows the camera.
         self.model.vis.headlight.ambient[:] = (0.35, 0.35, 0.35)
@@ -88,7 +88,7 @@ class RolloutRecorder:
         self._steps += 1
         if self.done or (self._steps - 1) % self.every:
             return
-        mujoco = import_mujoco(gl=True)
+        mujoco = self._mj
         self.data.qpos[: task.dof_pos.shape[1]] = task.dof_pos[i].detach().cpu().numpy()
         mujoco.mj_kinematics(self.model, self.data)
         self.renderer.update_scene(self.data, camera=self.camera)
@@ -99,7 +99,7 @@ class RolloutRecorder:
         self.frames.append(frame)
 
     def _marker(self, pos, radius, rgba) -> None:
-        mujoco = import_mujoco(gl=True)
+        mujoco = self._mj
         scene = self.renderer.scene
         if scene.ngeom >= scene.maxgeom:
             return
