@@ -58,3 +58,20 @@ def test_render_without_opengl_is_one_line(tmp_path):
     assert last.startswith("dofbot-rl: error: offscreen rendering is not available") and "MUJOCO_GL=" in last
     assert "Traceback" not in proc.stderr
     assert not (tmp_path / "nogl").exists()  # nothing written
+
+
+def test_triton_is_loaded_before_the_opengl_stack(tmp_path):
+    """Issue 18 item 20: PyPI's CUDA torch brings triton, whose LLVM crashes (exit 139) when it is
+    loaded after Mesa's libLLVM (OSMesa/EGL). With OpenGL, triton must be imported first.
+
+    A probe package named ``triton`` on the path records whether MuJoCo (and so the GL stack) was
+    already loaded when it was imported; the CPU torch of CI has no triton of its own.
+    """
+    probe = tmp_path / "probe" / "triton"
+    probe.mkdir(parents=True)
+    (probe / "__init__.py").write_text("import sys\nprint('triton imported; mujoco loaded before:', 'mujoco' in sys.modules)\n")
+    code = "from dofbot_rl.mujoco_gl import import_mujoco\nimport_mujoco(gl=True)\nprint('mujoco imported')\n"
+    env = dict(os.environ, MUJOCO_GL="disable", PYTHONPATH=os.pathsep.join([str(probe.parent), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["triton imported; mujoco loaded before: False", "mujoco imported"]

@@ -7,6 +7,15 @@ OSMesa without ``libosmesa6``), before any of this project's code can say what i
 Only ``dofbot-rl play render=True`` needs OpenGL, so every other command imports MuJoCo
 with ``MUJOCO_GL=disable`` (the variable is restored right after, for child processes),
 and the render path turns an OpenGL failure into one :class:`RenderError` line.
+
+Load order with OpenGL: Mesa's OSMesa and EGL (the CPU renderers) link the system's
+``libLLVM``; PyPI's CUDA builds of torch bring ``triton``, whose ``libtriton.so`` carries its
+own LLVM. Loading ``libtriton.so`` after ``libLLVM`` is in the process runs triton's static
+LLVM initialisers against Mesa's LLVM globals and crashes with a segmentation fault (issue 18
+item 20: ``play render=True`` died with exit 139 as soon as rl_games' runner imported
+``torch._dynamo`` -> ``triton``; a bare ``mujoco.Renderer`` worked because nothing loaded
+triton afterwards). The other order is fine, so :func:`import_mujoco` loads triton, when it
+is installed, before the OpenGL stack.
 """
 
 import os
@@ -37,6 +46,7 @@ def import_mujoco(gl: bool = False):
     if "mujoco" in sys.modules:
         return sys.modules["mujoco"]
     if gl:
+        load_triton_first()
         try:
             import mujoco
         except Exception as exc:  # PyOpenGL fails with AttributeError, OSError, ImportError or RuntimeError
@@ -54,3 +64,16 @@ def import_mujoco(gl: bool = False):
         else:
             os.environ["MUJOCO_GL"] = saved
     return mujoco
+
+
+def load_triton_first() -> None:
+    """Import ``triton`` (if installed) so that its LLVM is loaded before Mesa's ``libLLVM``.
+
+    A no-op where triton is absent (the CPU torch wheels) or already imported. See the module
+    docstring for the crash this avoids. Costs about a second, on the render path only.
+    """
+    import importlib.util
+
+    if "triton" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    import triton  # noqa: F401  (loads triton/_C/libtriton.so)
