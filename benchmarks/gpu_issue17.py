@@ -144,19 +144,33 @@ from dofbot_rl.tasks import make_task  # noqa: E402
 DEV = torch.device("cuda:0")
 
 
-def _stock_agent(runner):
-    from rl_games.algos_torch import a2c_continuous
+def _agent(variant):
+    """A ``register_agent`` for the trainer: rl_games' stock agent, or ours with some changes off."""
+    if variant == "now":
+        return trainer_mod.register_agent
+    if variant == "stock":
+        from rl_games.algos_torch import a2c_continuous as cls_mod
 
-    runner.algo_factory.register_builder("a2c_continuous", lambda **kw: a2c_continuous.A2CAgent(**kw))
+        return lambda runner: runner.algo_factory.register_builder("a2c_continuous", lambda **kw: cls_mod.A2CAgent(**kw))
+    from dofbot_rl.rl.vecenv import host_sync_free_agent_class
+
+    base = host_sync_free_agent_class()
+    flags = {"sync_free": dict(graph_rollout=False, fused_optimizer=False),
+             "rollout_graphs": dict(graph_rollout=True, fused_optimizer=False)}[variant]
+    cls = type("Variant", (base,), flags)
+    return lambda runner: runner.algo_factory.register_builder("a2c_continuous", lambda **kw: cls(**kw))
 
 
-def ppo_rate(cfg, task, epochs, sync_free=True, on_epoch=None):
-    """Mean env-steps/s of epochs 2..epochs+1 (PPO updates included)."""
+def ppo_rate(cfg, task, epochs, variant="now", on_epoch=None):
+    """Mean env-steps/s of epochs 2..epochs+1 (PPO updates included), and of epoch 1.
+
+    ``variant``: ``stock`` (rl_games' agent), ``sync_free`` (ours: no per-step sync),
+    ``rollout_graphs`` (+ the learner's side of the rollout as CUDA graphs), ``now`` (+ fused Adam).
+    """
     import tempfile
 
     register = trainer_mod.register_agent
-    if not sync_free:
-        trainer_mod.register_agent = _stock_agent
+    trainer_mod.register_agent = _agent(variant)
     try:
         with tempfile.TemporaryDirectory() as tmp:
             run_cfg = OmegaConf.merge(cfg, {"max_iterations": epochs + 1, "train_dir": tmp, "experiment": "bench"})
@@ -242,10 +256,12 @@ for n in (SIZES if OURS and "--tts-only" not in sys.argv else []):
             row[key] = _timed(task_step, DEV, 1.5) * n
         epochs = 4
         set_graphs(task, False)
-        row["ppo_before"], row["ppo_before_first_epoch"] = ppo_rate(cfg, task, epochs, sync_free=False)
+        row["ppo_before"], row["ppo_before_first_epoch"] = ppo_rate(cfg, task, epochs, "stock")
         set_graphs(task, True)
-        row["ppo_graphs"], _ = ppo_rate(cfg, task, epochs, sync_free=False)
-        row["ppo_now"], row["ppo_now_first_epoch"] = ppo_rate(cfg, task, epochs, sync_free=True)
+        row["ppo_graphs"], _ = ppo_rate(cfg, task, epochs, "stock")
+        row["ppo_sync_free"], _ = ppo_rate(cfg, task, epochs, "sync_free")
+        row["ppo_rollout_graphs"], _ = ppo_rate(cfg, task, epochs, "rollout_graphs")
+        row["ppo_now"], row["ppo_now_first_epoch"] = ppo_rate(cfg, task, epochs, "now")
         log("ours", row)
         physics.close()
 
@@ -259,7 +275,7 @@ def _util():
     sampler = GpuSampler()
     out = REPORT.setdefault("gpu_util_16384", {})
     try:
-        for graphs, sync_free, key in ((False, False, "before"), (True, True, "now")):
+        for graphs, variant, key in ((False, "stock", "before"), (True, "sync_free", "sync_free"), (True, "now", "now")):
             set_graphs(task, graphs)
             started = []
 
@@ -269,7 +285,7 @@ def _util():
                     sampler.samples.clear()
                     sampler.active = True
 
-            rate, _ = ppo_rate(cfg, task, 12, sync_free=sync_free, on_epoch=on_epoch)
+            rate, _ = ppo_rate(cfg, task, 12, variant, on_epoch=on_epoch)
             sampler.active = False
             utils = [u for u, _ in sampler.samples]
             powers = [p for _, p in sampler.samples]

@@ -40,6 +40,7 @@ class RlGamesVecEnv:
         clip_obs, clip_act = float(task.cfg.clip_observations), float(task.cfg.clip_actions)
         self.observation_space = spaces.Box(-clip_obs, clip_obs, (task.num_observations,), dtype=np.float32)
         self.action_space = spaces.Box(-clip_act, clip_act, (task.num_actions,), dtype=np.float32)
+        self._dones = torch.zeros(task.num_envs, dtype=torch.uint8, device=self.rl_device)  # written in place
 
     def reset(self) -> Dict[str, torch.Tensor]:
         """Reset all envs; returns ``{"obs": (num_envs, 29)}`` on the rl device."""
@@ -49,12 +50,16 @@ class RlGamesVecEnv:
         """One control step: ``({"obs"}, rewards (num_envs,), dones (num_envs,) uint8, infos)``.
 
         ``infos["any_done"]`` (a Python bool, no sync) says whether any env ended this step.
+        Where the task and rl_games share a device, the returned tensors are the same objects
+        every step (the task's buffers and one dones buffer, written in place), which the
+        rollout's CUDA graphs rely on (:mod:`dofbot_rl.rl.rollout_graph`).
         """
         obs, rew, reset, extras = self.task.step(actions.to(self.task.device))
         infos = {"time_outs": extras["time_outs"].to(self.rl_device), "any_done": bool(extras.get("any_done", True))}
         if "episode" in extras:
             infos["episode"] = extras["episode"]
-        return {"obs": obs.to(self.rl_device)}, rew.to(self.rl_device), reset.to(self.rl_device, torch.uint8), infos
+        self._dones.copy_(reset)
+        return {"obs": obs.to(self.rl_device)}, rew.to(self.rl_device), self._dones, infos
 
     def get_number_of_agents(self) -> int:
         """Single-agent task: 1."""
@@ -100,10 +105,67 @@ def host_sync_free_agent_class():
     from rl_games.algos_torch.a2c_continuous import A2CAgent
     from rl_games.common.a2c_common import swap_and_flatten01
 
+    from dofbot_rl.rl.rollout_graph import RolloutGraphs, graphable
+
     class HostSyncFreeA2CAgent(A2CAgent):
+        #: Record the rollout's learner side as CUDA graphs where :func:`graphable` allows
+        #: (:mod:`dofbot_rl.rl.rollout_graph`); benchmarks switch it off to measure it.
+        graph_rollout = True
+        #: Adam as one fused kernel on CUDA (the same update; rl_games builds a per-tensor one).
+        fused_optimizer = True
+
+        def __init__(self, base_name, params):
+            super().__init__(base_name=base_name, params=params)
+            self._graphs = None
+            if self.fused_optimizer and torch.device(self.ppo_device).type == "cuda":
+                group = self.optimizer.param_groups[0]
+                self.optimizer = torch.optim.Adam(self.model.parameters(), group["lr"], eps=group["eps"],
+                                                  weight_decay=group["weight_decay"], fused=True)
+
+        def _rollout_graphs(self):
+            if self._graphs is None and self.graph_rollout and graphable(self) is None:
+                self._graphs = RolloutGraphs(self)
+            return self._graphs
+
         def play_steps(self):
             if self.use_action_masks:
                 return super().play_steps()
+            graphs = self._rollout_graphs()
+            if graphs is None:
+                return self._play_steps_eager()
+            step_time = 0.0
+            graphs.begin()
+            for n in range(self.horizon_length):
+                env_actions = graphs.policy_step(self.obs["obs"])
+                step_start = time.perf_counter()
+                obs, rewards, dones, infos = self.vec_env.step(env_actions)
+                step_time += time.perf_counter() - step_start
+                self.obs = self.obs_to_tensors(obs)
+                graphs.post_step(self.obs["obs"], rewards, dones, infos["time_outs"])
+                if infos.get("any_done", True):
+                    self._record_finished_episodes(infos)
+            return self._batch(graphs.returns(self.obs["obs"]), step_time)
+
+        def _record_finished_episodes(self, infos):
+            """rl_games' episode bookkeeping (meters, observer, accumulators zeroed where done)."""
+            done_ids = self.dones.nonzero(as_tuple=False)[:: self.num_agents]
+            self.game_rewards.update(self.current_rewards[done_ids])
+            self.game_shaped_rewards.update(self.current_shaped_rewards[done_ids])
+            self.game_lengths.update(self.current_lengths[done_ids])
+            self.algo_observer.process_infos(infos, done_ids)
+            not_dones = (1.0 - self.dones.float()).unsqueeze(1)
+            self.current_rewards.mul_(not_dones)
+            self.current_shaped_rewards.mul_(not_dones)
+            self.current_lengths.mul_(not_dones.squeeze(1))
+
+        def _batch(self, returns, step_time):
+            batch_dict = self.experience_buffer.get_transformed_list(swap_and_flatten01, self.tensor_list)
+            batch_dict["returns"] = swap_and_flatten01(returns)
+            batch_dict["played_frames"] = self.batch_size
+            batch_dict["step_time"] = step_time
+            return batch_dict
+
+        def _play_steps_eager(self):
             step_time = 0.0
             buf = self.experience_buffer
             for n in range(self.horizon_length):
@@ -127,25 +189,13 @@ def host_sync_free_agent_class():
                 self.current_shaped_rewards.add_(shaped_rewards)
                 self.current_lengths.add_(1)
                 if infos.get("any_done", True):  # the stock bookkeeping, only where an episode ended
-                    done_ids = self.dones.nonzero(as_tuple=False)[:: self.num_agents]
-                    self.game_rewards.update(self.current_rewards[done_ids])
-                    self.game_shaped_rewards.update(self.current_shaped_rewards[done_ids])
-                    self.game_lengths.update(self.current_lengths[done_ids])
-                    self.algo_observer.process_infos(infos, done_ids)
-                    not_dones = (1.0 - self.dones.float()).unsqueeze(1)
-                    self.current_rewards.mul_(not_dones)
-                    self.current_shaped_rewards.mul_(not_dones)
-                    self.current_lengths.mul_(not_dones.squeeze(1))
+                    self._record_finished_episodes(infos)
 
             last_values = self.get_values(self.obs)
             mb_values = buf.tensor_dict["values"]
             mb_advs = self.discount_values(self.dones.float(), last_values, buf.tensor_dict["dones"].float(), mb_values,
                                            buf.tensor_dict["rewards"])
-            batch_dict = buf.get_transformed_list(swap_and_flatten01, self.tensor_list)
-            batch_dict["returns"] = swap_and_flatten01(mb_advs + mb_values)
-            batch_dict["played_frames"] = self.batch_size
-            batch_dict["step_time"] = step_time
-            return batch_dict
+            return self._batch(mb_advs + mb_values, step_time)
 
     return HostSyncFreeA2CAgent
 
