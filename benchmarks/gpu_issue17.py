@@ -155,17 +155,15 @@ def _agent(variant):
     from dofbot_rl.rl.vecenv import host_sync_free_agent_class
 
     base = host_sync_free_agent_class()
-    flags = {"sync_free": dict(graph_rollout=False, fused_optimizer=False),
-             "rollout_graphs": dict(graph_rollout=True, fused_optimizer=False)}[variant]
-    cls = type("Variant", (base,), flags)
+    cls = type("Variant", (base,), {"graph_rollout": False})  # variant "sync_free"
     return lambda runner: runner.algo_factory.register_builder("a2c_continuous", lambda **kw: cls(**kw))
 
 
 def ppo_rate(cfg, task, epochs, variant="now", on_epoch=None):
     """Mean env-steps/s of epochs 2..epochs+1 (PPO updates included), and of epoch 1.
 
-    ``variant``: ``stock`` (rl_games' agent), ``sync_free`` (ours: no per-step sync),
-    ``rollout_graphs`` (+ the learner's side of the rollout as CUDA graphs), ``now`` (+ fused Adam).
+    ``variant``: ``stock`` (rl_games' agent), ``sync_free`` (ours: no per-step ``dones.nonzero()``),
+    ``now`` (+ the learner's side of the rollout as CUDA graphs).
     """
     import tempfile
 
@@ -260,7 +258,6 @@ for n in (SIZES if OURS and "--tts-only" not in sys.argv else []):
         set_graphs(task, True)
         row["ppo_graphs"], _ = ppo_rate(cfg, task, epochs, "stock")
         row["ppo_sync_free"], _ = ppo_rate(cfg, task, epochs, "sync_free")
-        row["ppo_rollout_graphs"], _ = ppo_rate(cfg, task, epochs, "rollout_graphs")
         row["ppo_now"], row["ppo_now_first_epoch"] = ppo_rate(cfg, task, epochs, "now")
         log("ours", row)
         physics.close()
@@ -268,7 +265,7 @@ for n in (SIZES if OURS and "--tts-only" not in sys.argv else []):
 
 @stage("gpu_util_16384")
 def _util():
-    if not OURS or "--tts-only" in sys.argv:
+    if not OURS or "--tts-only" in sys.argv or "--no-util" in sys.argv:
         return
     cfg = load_config(["sim_device=cuda:0", "num_envs=16384"])
     task = make_task(cfg)
@@ -323,6 +320,8 @@ def tts_ours(seed, num_envs=8192, epochs=22):
 def _tts():
     if not OURS:
         return
+    if "--no-tts" in sys.argv:
+        return
     runs = REPORT.setdefault("tts_ours", [])
     if "--no-tts-warm" not in sys.argv:
         tts_ours(100, epochs=2)  # warms warp's kernel cache for a fresh process (not counted)
@@ -356,8 +355,8 @@ PEER_ROWS = REPORT.setdefault("peer", {})
 
 if PEER_PATH:
     @stage("peer_warm")
-    def _peer_warm():
-        if "--tts-only" in sys.argv:
+    def _peer_warm():  # warp kernels and bytecode caches of the peer, as tts_ours' warm run does for ours
+        if "--no-tts-warm" in sys.argv:
             return
         REPORT["peer_warm"] = peer(["throughput", "--num-envs", "64", "--seconds", "0.5", "--iterations", "2"],
                                    timeout=400)

@@ -36,7 +36,8 @@ def graphable(agent) -> Optional[str]:
     """Why rl_games ``agent``'s rollout cannot be graphed here, or ``None`` if it can.
 
     Needs: a CUDA ``ppo_device``; tensor observations; one agent per env; one value; no RNN,
-    central value or action masks.
+    central value or action masks; rl_games' ``continuous_a2c_logstd`` model (:meth:`RolloutGraphs.act`
+    re-states its sampling forward pass).
     """
     if torch.device(agent.ppo_device).type != "cuda":
         return "not on a CUDA device"
@@ -44,6 +45,10 @@ def graphable(agent) -> Optional[str]:
         return "RNN, central value or action masks"
     if agent.num_agents != 1 or agent.value_size != 1 or not agent.is_tensor_obses:
         return "several agents or values, or numpy observations"
+    from rl_games.algos_torch.models import ModelA2CContinuousLogStd
+
+    if not isinstance(agent.model, ModelA2CContinuousLogStd.Network):
+        return f"model {type(agent.model).__qualname__} (only continuous_a2c_logstd)"
     return None
 
 
@@ -132,9 +137,36 @@ class RolloutGraphs:
         return graph, out
 
     # -- the three parts ------------------------------------------------------------------
+    def _network(self, obs: torch.Tensor):
+        model = self.agent.model
+        model.eval()
+        return model.a2c_network({"obs": model.norm_obs(self.agent._preproc_obs(obs)), "is_train": False,
+                                  "prev_actions": None, "rnn_states": None})
+
+    def act(self, obs: torch.Tensor) -> Dict[str, torch.Tensor]:
+        """rl_games' ``continuous_a2c_logstd`` forward pass for acting (``get_action_values``).
+
+        The same computation, except how the action is drawn: ``mu + sigma * N(0, 1)``, which is
+        what ``Normal(mu, sigma).sample()`` computes, without ``torch.normal(mean, std)``'s check
+        that ``std >= 0``: that check reads the minimum back to the host (a synchronisation every
+        rollout step, and an error inside a CUDA graph). sigma = exp(logstd) is positive anyway.
+
+        Returns:
+            ``actions``, ``mus``, ``sigmas`` ``(num_envs, 6)``; ``neglogpacs`` ``(num_envs,)``;
+            ``values`` ``(num_envs, 1)`` (de-normalised).
+        """
+        model = self.agent.model
+        with torch.no_grad():
+            mu, logstd, value, _ = self._network(obs)
+            sigma = torch.exp(logstd)
+            actions = mu + sigma * torch.randn_like(mu)
+            neglogp = model.neglogp(actions, mu, sigma, logstd)
+            return {"actions": actions, "neglogpacs": torch.squeeze(neglogp), "values": model.denorm_value(value),
+                    "mus": mu, "sigmas": sigma}
+
     def _policy_body(self, obs: torch.Tensor) -> Dict[str, torch.Tensor]:
         agent, buf = self.agent, self.agent.experience_buffer.tensor_dict
-        res = agent.get_action_values({"obs": obs})
+        res = self.act(obs)
         buf["obses"].index_copy_(0, self.slot.view(1), obs.unsqueeze(0))
         buf["dones"].index_copy_(0, self.slot.view(1), self.dones.unsqueeze(0))
         for k in agent.update_list:
@@ -196,7 +228,8 @@ class RolloutGraphs:
 
     def _returns_body(self, obs):
         agent, buf = self.agent, self.agent.experience_buffer.tensor_dict
-        last_values = agent.get_values({"obs": obs})
+        with torch.no_grad():
+            last_values = agent.model.denorm_value(self._network(obs)[2])
         values = buf["values"]
         advs = agent.discount_values(self.dones.float(), last_values, buf["dones"].float(), values, buf["rewards"])
         return advs + values

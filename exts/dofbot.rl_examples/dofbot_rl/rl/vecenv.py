@@ -111,16 +111,10 @@ def host_sync_free_agent_class():
         #: Record the rollout's learner side as CUDA graphs where :func:`graphable` allows
         #: (:mod:`dofbot_rl.rl.rollout_graph`); benchmarks switch it off to measure it.
         graph_rollout = True
-        #: Adam as one fused kernel on CUDA (the same update; rl_games builds a per-tensor one).
-        fused_optimizer = True
 
         def __init__(self, base_name, params):
             super().__init__(base_name=base_name, params=params)
             self._graphs = None
-            if self.fused_optimizer and torch.device(self.ppo_device).type == "cuda":
-                group = self.optimizer.param_groups[0]
-                self.optimizer = torch.optim.Adam(self.model.parameters(), group["lr"], eps=group["eps"],
-                                                  weight_decay=group["weight_decay"], fused=True)
 
         def _rollout_graphs(self):
             if self._graphs is None and self.graph_rollout and graphable(self) is None:
