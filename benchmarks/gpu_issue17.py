@@ -121,7 +121,7 @@ save()
 
 @stage("cuda_tests")
 def _tests():
-    if not OURS or "--tts-only" in sys.argv:
+    if not OURS or "--tts-only" in sys.argv or "--util-only" in sys.argv:
         return
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_step_graph.py",
                         "tests/test_randomization.py", "-k", "cuda or gpu"], cwd=ROOT, capture_output=True, text=True,
@@ -188,8 +188,9 @@ class GpuSampler:
     """nvidia-smi utilisation / power samples every 100 ms while active."""
 
     def __init__(self):
-        self.proc = subprocess.Popen(["nvidia-smi", "--query-gpu=utilization.gpu,power.draw", "--format=csv,noheader,nounits",
-                                      "-lms", "100"], stdout=subprocess.PIPE, text=True)
+        gpu = os.environ.get("CUDA_VISIBLE_DEVICES", "0").split(",")[0]  # the GPU this process trains on
+        self.proc = subprocess.Popen(["nvidia-smi", "-i", gpu, "--query-gpu=utilization.gpu,power.draw",
+                                      "--format=csv,noheader,nounits", "-lms", "100"], stdout=subprocess.PIPE, text=True)
         self.samples, self.active = [], False
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -224,7 +225,7 @@ def _warm():
     task.physics.close()
 
 
-for n in (SIZES if OURS and "--tts-only" not in sys.argv else []):
+for n in (SIZES if OURS and "--tts-only" not in sys.argv and "--util-only" not in sys.argv else []):
     @stage(f"ours_{n}")
     def _size(n=n):
         cfg = load_config(["sim_device=cuda:0", f"num_envs={n}"])
@@ -320,7 +321,7 @@ def tts_ours(seed, num_envs=8192, epochs=22):
 def _tts():
     if not OURS:
         return
-    if "--no-tts" in sys.argv:
+    if "--no-tts" in sys.argv or "--util-only" in sys.argv:
         return
     runs = REPORT.setdefault("tts_ours", [])
     if "--no-tts-warm" not in sys.argv:
