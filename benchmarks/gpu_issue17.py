@@ -155,15 +155,18 @@ def _agent(variant):
     from dofbot_rl.rl.vecenv import host_sync_free_agent_class
 
     base = host_sync_free_agent_class()
-    cls = type("Variant", (base,), {"graph_rollout": False})  # variant "sync_free"
+    flags = {"sync_free": dict(graph_rollout=False, graph_update=False),
+             "rollout_graphs": dict(graph_rollout=True, graph_update=False)}[variant]
+    cls = type("Variant", (base,), flags)
     return lambda runner: runner.algo_factory.register_builder("a2c_continuous", lambda **kw: cls(**kw))
 
 
 def ppo_rate(cfg, task, epochs, variant="now", on_epoch=None):
-    """Mean env-steps/s of epochs 2..epochs+1 (PPO updates included), and of epoch 1.
+    """Mean env-steps/s of epochs 3..epochs+2 (PPO updates included), and of epoch 1.
 
     ``variant``: ``stock`` (rl_games' agent), ``sync_free`` (ours: no per-step ``dones.nonzero()``),
-    ``now`` (+ the learner's side of the rollout as CUDA graphs).
+    ``rollout_graphs`` (+ the learner's side of the rollout as CUDA graphs), ``now`` (+ the PPO
+    update's minibatch steps as CUDA graphs).
     """
     import tempfile
 
@@ -171,11 +174,11 @@ def ppo_rate(cfg, task, epochs, variant="now", on_epoch=None):
     trainer_mod.register_agent = _agent(variant)
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            run_cfg = OmegaConf.merge(cfg, {"max_iterations": epochs + 1, "train_dir": tmp, "experiment": "bench"})
+            run_cfg = OmegaConf.merge(cfg, {"max_iterations": epochs + 2, "train_dir": tmp, "experiment": "bench"})
             result = trainer_mod.Trainer(run_cfg, task=task, quiet=True, on_progress=on_epoch).train()
     finally:
         trainer_mod.register_agent = register
-    rates = [p.env_steps_per_s for p in result.history[1:]]
+    rates = [p.env_steps_per_s for p in result.history[2:]]  # epochs 1-2 record graphs
     return statistics.mean(rates), result.history[0].env_steps_per_s
 
 
@@ -259,6 +262,7 @@ for n in (SIZES if OURS and "--tts-only" not in sys.argv and "--util-only" not i
         set_graphs(task, True)
         row["ppo_graphs"], _ = ppo_rate(cfg, task, epochs, "stock")
         row["ppo_sync_free"], _ = ppo_rate(cfg, task, epochs, "sync_free")
+        row["ppo_rollout_graphs"], _ = ppo_rate(cfg, task, epochs, "rollout_graphs")
         row["ppo_now"], row["ppo_now_first_epoch"] = ppo_rate(cfg, task, epochs, "now")
         log("ours", row)
         physics.close()
@@ -273,7 +277,8 @@ def _util():
     sampler = GpuSampler()
     out = REPORT.setdefault("gpu_util_16384", {})
     try:
-        for graphs, variant, key in ((False, "stock", "before"), (True, "sync_free", "sync_free"), (True, "now", "now")):
+        for graphs, variant, key in ((False, "stock", "before"), (True, "sync_free", "sync_free"),
+                                     (True, "rollout_graphs", "rollout_graphs"), (True, "now", "now")):
             set_graphs(task, graphs)
             started = []
 

@@ -141,7 +141,7 @@ def test_cuda_graph_step_equals_the_eager_step(variant):
 
 @pytest.mark.skipif(not (torch.cuda.is_available() and HAS_WARP), reason="needs CUDA and mujoco_warp")
 def test_cuda_rollout_graphs_store_what_the_policy_computes(tmp_path):
-    """The graphed rollout (dofbot_rl.rl.rollout_graph) leaves in rl_games' buffers what the eager
+    """The graphed rollout (dofbot_rl.rl.learner_graphs) leaves in rl_games' buffers what the eager
     model computes from the stored observations, and the GAE returns of the eager loop."""
     from rl_games.common.a2c_common import swap_and_flatten01
 
@@ -181,3 +181,37 @@ def test_cuda_rollout_graphs_store_what_the_policy_computes(tmp_path):
     trainer = Trainer(cfg, on_progress=check)
     trainer.train()
     assert checked == [2]
+
+
+@pytest.mark.skipif(not (torch.cuda.is_available() and HAS_WARP), reason="needs CUDA and mujoco_warp")
+def test_cuda_update_graphs_train_like_rl_games_update(tmp_path, monkeypatch):
+    """The PPO update replayed as CUDA graphs (UpdateGraphs, from epoch 2) gives the weights and
+    learning rates of rl_games' eager update from the same seed, and a checkpoint that loads
+    anywhere (a float learning rate, not capturable)."""
+    from dofbot_rl.rl import trainer as trainer_mod
+    from dofbot_rl.rl.trainer import Trainer
+    from dofbot_rl.rl.vecenv import host_sync_free_agent_class
+
+    runs = {}
+    for graphed in (False, True):
+        cls = type("Agent", (host_sync_free_agent_class(),), {"graph_update": graphed})
+        monkeypatch.setattr(trainer_mod, "register_agent", lambda runner, cls=cls: runner.algo_factory.register_builder(
+            "a2c_continuous", lambda **kw: cls(**kw)))
+        cfg = load_config(["num_envs=512", "max_iterations=4", "sim_device=cuda:0", "rl_device=cuda:0", "seed=5",
+                           f"train_dir={tmp_path}", f"experiment=u{int(graphed)}"])
+        used, lrs = [], []
+
+        def seen(progress):
+            used.append(trainer._algo._update_graphs is not None)
+            lrs.append(trainer._algo.last_lr)
+
+        trainer = Trainer(cfg, on_progress=seen)
+        result = trainer.train()
+        runs[graphed] = (torch.load(result.checkpoint, weights_only=True), lrs)
+        assert used == ([False, True, True, True] if graphed else [False] * 4)
+    (eager, eager_lrs), (graphs, graph_lrs) = runs[False], runs[True]
+    assert graph_lrs == pytest.approx(eager_lrs)
+    for key, value in eager["model"].items():
+        torch.testing.assert_close(graphs["model"][key], value, atol=1e-4, rtol=1e-3, msg=key)
+    for group in graphs["optimizer"]["param_groups"]:
+        assert isinstance(group["lr"], float) and group["capturable"] is False

@@ -52,7 +52,7 @@ class RlGamesVecEnv:
         ``infos["any_done"]`` (a Python bool, no sync) says whether any env ended this step.
         Where the task and rl_games share a device, the returned tensors are the same objects
         every step (the task's buffers and one dones buffer, written in place), which the
-        rollout's CUDA graphs rely on (:mod:`dofbot_rl.rl.rollout_graph`).
+        rollout's CUDA graphs rely on (:mod:`dofbot_rl.rl.learner_graphs`).
         """
         obs, rew, reset, extras = self.task.step(actions.to(self.task.device))
         infos = {"time_outs": extras["time_outs"].to(self.rl_device), "any_done": bool(extras.get("any_done", True))}
@@ -105,21 +105,94 @@ def host_sync_free_agent_class():
     from rl_games.algos_torch.a2c_continuous import A2CAgent
     from rl_games.common.a2c_common import swap_and_flatten01
 
-    from dofbot_rl.rl.rollout_graph import RolloutGraphs, graphable
+    from rl_games.algos_torch import torch_ext
+    from rl_games.common.a2c_common import A2CBase
+
+    from dofbot_rl.rl.learner_graphs import NormaliserStats, RolloutGraphs, UpdateGraphs, graphable, update_graphable
 
     class HostSyncFreeA2CAgent(A2CAgent):
         #: Record the rollout's learner side as CUDA graphs where :func:`graphable` allows
-        #: (:mod:`dofbot_rl.rl.rollout_graph`); benchmarks switch it off to measure it.
+        #: (:mod:`dofbot_rl.rl.learner_graphs`); benchmarks switch it off to measure it.
         graph_rollout = True
+        #: Record the PPO update's minibatch steps as CUDA graphs where :func:`update_graphable`
+        #: allows, from the second epoch on.
+        graph_update = True
 
         def __init__(self, base_name, params):
             super().__init__(base_name=base_name, params=params)
-            self._graphs = None
+            self._graphs = self._update_graphs = self._stats = None
+            self._eager_updates = 0
+
+        def _normaliser_stats(self):
+            if self._stats is None:
+                self._stats = NormaliserStats(self.model)
+            return self._stats
 
         def _rollout_graphs(self):
             if self._graphs is None and self.graph_rollout and graphable(self) is None:
-                self._graphs = RolloutGraphs(self)
+                self._graphs = RolloutGraphs(self, self._normaliser_stats())
             return self._graphs
+
+        def update_lr(self, lr):
+            if self._update_graphs is not None:
+                self._update_graphs.set_lr(lr)
+            else:
+                super().update_lr(lr)
+
+        def get_full_state_weights(self):
+            state = super().get_full_state_weights()
+            for group in state.get("optimizer", {}).get("param_groups", []):  # a plain, portable checkpoint
+                if torch.is_tensor(group.get("lr")):
+                    group["lr"] = float(group["lr"])
+                group["capturable"] = False
+            return state
+
+        def train_epoch(self):
+            if self._update_graphs is None:
+                if not (self.graph_update and self._eager_updates >= 1 and update_graphable(self) is None):
+                    self._eager_updates += 1
+                    return super().train_epoch()
+                self._update_graphs = UpdateGraphs(self, self._normaliser_stats())
+            return self._train_epoch_graphed(self._update_graphs)
+
+        def _train_epoch_graphed(self, updates):
+            """rl_games' continuous ``train_epoch`` (1.6.5), its minibatch steps replayed as graphs."""
+            A2CBase.train_epoch(self)
+            self.set_eval()
+            play_time_start = time.perf_counter()
+            with torch.no_grad():
+                batch_dict = self.play_steps()
+            play_time_end = update_time_start = time.perf_counter()
+            self.set_train()
+            self.curr_frames = batch_dict.pop("played_frames")
+            self.prepare_dataset(batch_dict)
+            self.algo_observer.after_steps()
+            updates.load(self.dataset)
+            a_losses, c_losses, b_losses, entropies, kls = [], [], [], [], []
+            last_lr = self.last_lr
+            for mini_ep in range(self.mini_epochs_num):
+                ep_kls = []
+                last_lr = self.last_lr
+                for i in range(len(self.dataset)):
+                    a_loss, c_loss, entropy, kl, b_loss = updates.step(i, mini_ep == 0 and self.normalize_input).unbind(0)
+                    a_losses.append(a_loss)
+                    c_losses.append(c_loss)
+                    ep_kls.append(kl)
+                    entropies.append(entropy)
+                    if self.bounds_loss_coef is not None:
+                        b_losses.append(b_loss)
+                av_kls = torch_ext.mean_list(ep_kls)
+                if self.schedule_type == "standard":
+                    self.last_lr, self.entropy_coef = self.scheduler.update(self.last_lr, self.entropy_coef, self.epoch_num, 0,
+                                                                            av_kls.item())
+                    self.update_lr(self.last_lr)
+                kls.append(av_kls)
+                self.diagnostics.mini_epoch(self, mini_ep)
+                if self.normalize_input:
+                    self.model.running_mean_std.eval()
+            update_time_end = time.perf_counter()
+            return (batch_dict["step_time"], play_time_end - play_time_start, update_time_end - update_time_start,
+                    update_time_end - play_time_start, a_losses, c_losses, b_losses, entropies, kls, last_lr, 1.0)
 
         def play_steps(self):
             if self.use_action_masks:

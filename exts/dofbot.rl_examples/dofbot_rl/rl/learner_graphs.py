@@ -1,23 +1,27 @@
-"""CUDA graphs of the learner's side of rl_games' rollout step (issue 17).
+"""CUDA graphs of the learner: rl_games' side of the rollout, and its PPO update (issue 17).
 
 With the control step already one graph (:mod:`dofbot_rl.tasks.dofbot_reacher`), what the
-host still launched one kernel at a time each rollout step was rl_games' side of it: the
-policy forward pass (observation normalisation, the MLP, sampling, log-probabilities, value
-de-normalisation), action clipping, seven experience-buffer writes, reward shaping, value
-bootstrapping and the episode accumulators; and after the rollout, rl_games' GAE loop
-(64 steps x ~8 kernels). :class:`RolloutGraphs` records them as three graphs:
+host still launched one kernel at a time was rl_games' work around it. Each rollout step:
+the policy forward pass (observation normalisation, the MLP, sampling, log-probabilities,
+value de-normalisation), action clipping, seven experience-buffer writes, reward shaping,
+value bootstrapping and the episode accumulators; after the rollout, rl_games' GAE loop
+(64 steps x ~8 kernels); and each of the 20 minibatch updates of an epoch (forward pass,
+losses, backward pass, gradient clipping, Adam). :class:`RolloutGraphs` records the rollout
+side as three graphs:
 
 * ``policy``: observations -> actions, stored in the experience buffer at the device-side
   slot counter (``index_copy_``, so one graph serves every step);
 * ``post``: the step's rewards and dones -> shaped rewards, buffer, accumulators, slot + 1;
-* ``returns``: the last values and GAE advantages and returns.
+* ``returns``: the last values and GAE advantages and returns;
 
-They read and write rl_games' own tensors, so the agent's state is what rl_games' eager loop
+and :class:`UpdateGraphs` records rl_games' own ``calc_gradients`` once per minibatch index.
+
+They read and write rl_games' own tensors, so the agent's state is what rl_games' eager code
 would leave, and the environment step between ``policy`` and ``post`` runs as before (its own
-graphs; the host-side time-out handling included). What the graphs need, and check each step
-(one identity comparison per tensor, no sync): the environment returns the same observation,
-reward, done and time-out tensors every step (its buffers, written in place). If that ever
-fails, the graphs are dropped and the same code runs eagerly.
+graphs; the host-side time-out handling included). What the rollout graphs need, and check
+each step (one identity comparison per tensor, no sync): the environment returns the same
+observation, reward, done and time-out tensors every step (its buffers, written in place). If
+that ever fails, the graphs are dropped and the same code runs eagerly.
 
 Learning is the same computation; random actions come from the same generator, but a
 replayed graph draws them at other offsets of its Philox stream than eager launches would,
@@ -52,6 +56,43 @@ def graphable(agent) -> Optional[str]:
     return None
 
 
+class NormaliserStats:
+    """The observation and value normalisers' statistics, kept in the same tensors for the graphs.
+
+    rl_games' ``RunningMeanStd`` re-binds its buffers to new tensors whenever it updates (in
+    a training forward pass); a graph would keep reading the old ones. :meth:`pin` copies the
+    current values into the tensors the graphs were recorded with and re-binds them.
+    """
+
+    def __init__(self, model):
+        self.model = model
+        self.fixed = []
+        for attr in ("running_mean_std", "value_mean_std"):
+            module = getattr(model, attr, None)
+            if module is None:
+                continue
+            for name in ("running_mean", "running_var", "count"):
+                self.fixed.append((module, name, getattr(module, name)))
+
+    def pin(self) -> None:
+        """Bring the statistics back into the recorded tensors (a copy where they moved)."""
+        for module, name, fixed in self.fixed:
+            current = getattr(module, name)
+            if current is not fixed:
+                fixed.copy_(current)
+                setattr(module, name, fixed)
+
+
+def _record(fn, stream, pool, device):
+    """Record ``fn()`` as a CUDA graph on ``stream`` (not run); return (graph, fn's result)."""
+    graph = torch.cuda.CUDAGraph()
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.graph(graph, pool=pool, stream=stream):
+        out = fn()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    return graph, out
+
+
 class _Static:
     """The environment outputs a graph was recorded against (identity, not values)."""
 
@@ -68,6 +109,7 @@ class RolloutGraphs:
     Args:
         agent: an ``rl_games`` ``A2CAgent`` (continuous) for which :func:`graphable` is None,
             after ``init_tensors``.
+        stats: the agent's :class:`NormaliserStats` (shared with :class:`UpdateGraphs`).
 
     Use: :meth:`begin` before each rollout; :meth:`policy_step` -> env step ->
     :meth:`post_step` each step; :meth:`returns` after it. Recording happens inside the first
@@ -75,14 +117,14 @@ class RolloutGraphs:
     executed twice and the first rollout already replays.
     """
 
-    def __init__(self, agent):
+    def __init__(self, agent, stats: NormaliserStats):
         self.agent = agent
         self.device = torch.device(agent.ppo_device)
         self.slot = torch.zeros((), dtype=torch.long, device=self.device)  # the buffer row of this step
         self.pool = torch.cuda.graph_pool_handle()
         self.stream = torch.cuda.Stream(device=self.device)
         self.dones = agent.dones  # (num_envs,) uint8: the dones the next stored step sees
-        self._stats = self._normaliser_stats()
+        self.stats = stats
         self._policy = self._post = self._returns = None
         self._policy_out: Dict[str, torch.Tensor] = {}
         self._policy_obs = self._returns_obs = None
@@ -91,30 +133,9 @@ class RolloutGraphs:
         self._eager_runs = {"policy": 0, "post": 0, "returns": 0}
         self.eager = False  #: True once the environment broke the graphs' assumption
 
-    # -- state shared with rl_games' own code ---------------------------------------------
-    def _normaliser_stats(self):
-        """(module, buffer name, the tensor the graphs read) of the observation/value normalisers.
-
-        rl_games' ``RunningMeanStd`` re-binds its buffers to new tensors in every training
-        forward; :meth:`begin` copies them back into these tensors, which the graphs read.
-        """
-        stats = []
-        model = self.agent.model
-        for attr in ("running_mean_std", "value_mean_std"):
-            module = getattr(model, attr, None)
-            if module is None:
-                continue
-            for name in ("running_mean", "running_var", "count"):
-                stats.append((module, name, getattr(module, name)))
-        return stats
-
     def begin(self) -> None:
         """Start a rollout: slot 0, the agent's dones and normaliser statistics in the graphs' tensors."""
-        for module, name, fixed in self._stats:
-            current = getattr(module, name)
-            if current is not fixed:
-                fixed.copy_(current)
-                setattr(module, name, fixed)
+        self.stats.pin()
         if self.agent.dones is not self.dones:
             self.dones.copy_(self.agent.dones)
             self.agent.dones = self.dones
@@ -128,13 +149,7 @@ class RolloutGraphs:
         self.eager = True
 
     def _record(self, fn):
-        """Record ``fn()`` as a CUDA graph on the side stream (not run); return (graph, fn's result)."""
-        graph = torch.cuda.CUDAGraph()
-        self.stream.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream):
-            out = fn()
-        torch.cuda.current_stream(self.device).wait_stream(self.stream)
-        return graph, out
+        return _record(fn, self.stream, self.pool, self.device)
 
     # -- the three parts ------------------------------------------------------------------
     def _network(self, obs: torch.Tensor):
@@ -249,3 +264,101 @@ class RolloutGraphs:
         self._returns_obs = obs
         self._returns.replay()
         return self._returns_out
+
+
+def update_graphable(agent) -> Optional[str]:
+    """Why rl_games ``agent``'s PPO update cannot be graphed, or ``None`` if it can.
+
+    Beyond :func:`graphable`: one process (no all-reduce), full precision (no grad scaler),
+    the ``standard`` adaptive or a fixed learning-rate schedule (lr read once per mini-epoch),
+    no dataset permutation, rl_games' default diagnostics (they would read values back).
+    """
+    why = graphable(agent)
+    if why is not None:
+        return why
+    if agent.multi_gpu or agent.mixed_precision or agent.schedule_type == "legacy":
+        return "several GPUs, mixed precision or the legacy learning-rate schedule"
+    if getattr(agent.dataset, "permute", False) or type(agent.diagnostics).__name__ != "DefaultDiagnostics":
+        return "a permuted dataset or PPO diagnostics"
+    return None
+
+
+class UpdateGraphs:
+    """rl_games' ``calc_gradients`` for each minibatch index of the PPO update, as CUDA graphs.
+
+    Each epoch :meth:`load` copies the dataset rl_games prepared into the same tensors (the
+    graphs' inputs; the minibatches are fixed slices of them, as in rl_games), then
+    :meth:`step` replays minibatch ``i``: forward pass, losses, backward pass, clipping and a
+    capturable fused Adam step whose learning rate lives in a device tensor
+    (:meth:`set_lr`). The observation normaliser, which rl_games updates inside the forward
+    pass of the first mini-epoch, is updated eagerly just before (same numbers: rl_games
+    updates the statistics first and normalises with the new ones); the graph normalises.
+
+    Args:
+        agent: an rl_games continuous ``A2CAgent`` for which :func:`update_graphable` is None,
+            after one eager epoch (optimizer state made, kernels loaded).
+        stats: the agent's :class:`NormaliserStats`.
+    """
+
+    def __init__(self, agent, stats: NormaliserStats):
+        self.agent = agent
+        self.stats = stats
+        self.device = torch.device(agent.ppo_device)
+        self.pool = torch.cuda.graph_pool_handle()
+        self.stream = torch.cuda.Stream(device=self.device)
+        self.inputs: Optional[Dict[str, torch.Tensor]] = None
+        self.graphs: Dict[int, tuple] = {}
+        self.entropy_coef = agent.entropy_coef  # a Python number the graphs hold
+        for group in agent.optimizer.param_groups:  # lr as a device tensor; steps may be recorded
+            group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
+            group["capturable"] = True
+
+    def set_lr(self, lr: float) -> None:
+        """The learning rate of the next steps (written into the recorded tensor)."""
+        for group in self.agent.optimizer.param_groups:
+            group["lr"].fill_(lr)
+
+    def load(self, dataset) -> None:
+        """Take this epoch's prepared dataset (``dataset.values_dict``) into the graphs' inputs."""
+        values = dataset.values_dict
+        if self.inputs is None:
+            self.inputs = {k: v.clone() for k, v in values.items() if torch.is_tensor(v)}
+        else:
+            for k, v in self.inputs.items():
+                v.copy_(values[k])
+        values.update(self.inputs)
+
+    def _body(self, i: int) -> torch.Tensor:
+        agent = self.agent
+        agent.model.train()
+        if agent.normalize_input:
+            agent.model.running_mean_std.eval()  # updated eagerly in step()
+        agent.calc_gradients(agent.dataset[i])
+        a_loss, c_loss, entropy, kl, _, _, mu, sigma, b_loss = agent.train_result
+        agent.dataset.update_mu_sigma(mu, sigma)
+        b_loss = b_loss if torch.is_tensor(b_loss) else torch.zeros_like(a_loss)
+        return torch.stack([a_loss, c_loss, entropy, kl, b_loss]).detach()
+
+    def step(self, i: int, update_normaliser: bool) -> torch.Tensor:
+        """One minibatch update; returns ``(a_loss, c_loss, entropy, kl, b_loss)`` ``(5,)`` (a copy).
+
+        Raises:
+            RuntimeError: if rl_games changed the entropy coefficient, which the graphs hold.
+        """
+        agent = self.agent
+        if agent.entropy_coef != self.entropy_coef:
+            raise RuntimeError("the entropy coefficient changed under recorded PPO update graphs")
+        if update_normaliser:
+            obs = agent.dataset[i]["obs"]
+            rms = agent.model.running_mean_std
+            with torch.no_grad():
+                rms.train()
+                rms(agent._preproc_obs(obs))
+                rms.eval()
+            self.stats.pin()
+        if i not in self.graphs:
+            self.stats.pin()
+            self.graphs[i] = _record(lambda: self._body(i), self.stream, self.pool, self.device)
+        graph, out = self.graphs[i]
+        graph.replay()
+        return out.clone()
