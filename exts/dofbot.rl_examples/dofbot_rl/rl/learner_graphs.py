@@ -309,6 +309,7 @@ class UpdateGraphs:
         self.inputs: Optional[Dict[str, torch.Tensor]] = None
         self.graphs: Dict[int, tuple] = {}
         self.entropy_coef = agent.entropy_coef  # a Python number the graphs hold
+        agent.train_result = None  # the eager epoch's losses keep its autograd graph (default-stream nodes) alive
         for group in agent.optimizer.param_groups:  # lr as a device tensor; steps may be recorded
             group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
             group["capturable"] = True
