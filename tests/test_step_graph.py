@@ -239,3 +239,30 @@ def test_cuda_update_graphs_step_like_rl_games(tmp_path):
     assert checked == [2]
     for group in torch.load(result.checkpoint, weights_only=True)["optimizer"]["param_groups"]:
         assert isinstance(group["lr"], float) and group["capturable"] is False
+
+
+def test_learner_graphs_stay_off_on_the_cpu_and_checkpoints_stay_portable(tmp_path):
+    """On the CPU rl_games' eager code runs (no graphs); a checkpoint written while the optimizer
+    holds a device learning rate (what UpdateGraphs sets) has a float one and is not capturable."""
+    from dofbot_rl.rl.learner_graphs import graphable, update_graphable
+    from dofbot_rl.rl.trainer import Trainer
+
+    cfg = load_config(["num_envs=16", "max_iterations=2", "sim_device=cpu", f"train_dir={tmp_path}", "experiment=cpu"])
+    seen = []
+
+    def check(progress):
+        agent = trainer._algo
+        assert graphable(agent) == update_graphable(agent) == "not on a CUDA device"
+        assert agent._graphs is None and agent._update_graphs is None
+        group = agent.optimizer.param_groups[0]
+        live_lr = group["lr"]
+        group["lr"], group["capturable"] = torch.tensor(float(live_lr)), True
+        saved = agent.get_full_state_weights()["optimizer"]["param_groups"][0]
+        assert saved["lr"] == pytest.approx(float(live_lr)) and isinstance(saved["lr"], float) and saved["capturable"] is False
+        assert torch.is_tensor(group["lr"])  # the live optimizer keeps its tensor
+        group["lr"], group["capturable"] = live_lr, False
+        seen.append(progress.epoch)
+
+    trainer = Trainer(cfg, on_progress=check)
+    trainer.train()
+    assert seen == [1, 2]

@@ -43,8 +43,12 @@ def graphable(agent) -> Optional[str]:
     central value or action masks; rl_games' ``continuous_a2c_logstd`` model (:meth:`RolloutGraphs.act`
     re-states its sampling forward pass).
     """
+    from dofbot_rl.rl.rlg_compat import GRAPHS_RL_GAMES, graphs_supported
+
     if torch.device(agent.ppo_device).type != "cuda":
         return "not on a CUDA device"
+    if not graphs_supported():
+        return f"rl_games older than {'.'.join(map(str, GRAPHS_RL_GAMES))}"
     if agent.is_rnn or agent.has_central_value or agent.use_action_masks:
         return "RNN, central value or action masks"
     if agent.num_agents != 1 or agent.value_size != 1 or not agent.is_tensor_obses:
@@ -84,10 +88,15 @@ class NormaliserStats:
 
 
 def _record(fn, stream, pool, device):
-    """Record ``fn()`` as a CUDA graph on ``stream`` (not run); return (graph, fn's result)."""
+    """Record ``fn()`` as a CUDA graph on ``stream`` (not run); return (graph, fn's result).
+
+    ``capture_error_mode="thread_local"``: CUDA calls of other threads (Kit's main thread
+    stepping PhysX and rendering while training runs on a worker thread) do not invalidate
+    the capture; this thread's own unsafe calls still do.
+    """
     graph = torch.cuda.CUDAGraph()
     stream.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.graph(graph, pool=pool, stream=stream):
+    with torch.cuda.graph(graph, pool=pool, stream=stream, capture_error_mode="thread_local"):
         out = fn()
     torch.cuda.current_stream(device).wait_stream(stream)
     return graph, out
@@ -313,6 +322,9 @@ class UpdateGraphs:
         for group in agent.optimizer.param_groups:  # lr as a device tensor; steps may be recorded
             group["lr"] = torch.tensor(float(group["lr"]), device=self.device)
             group["capturable"] = True
+        for param, state in agent.optimizer.state.items():  # a non-fused Adam keeps its step count on the CPU
+            if torch.is_tensor(state.get("step")) and state["step"].device != param.device:
+                state["step"] = state["step"].to(param.device)
 
     def set_lr(self, lr: float) -> None:
         """The learning rate of the next steps (written into the recorded tensor)."""

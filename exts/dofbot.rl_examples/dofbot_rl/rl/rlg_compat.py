@@ -9,7 +9,14 @@ the observer hooks ``before_init``, ``after_init``, ``process_infos``, ``after_s
 ``after_clear_stats``, ``after_print_stats``, the ``max_epochs`` exit that writes
 ``last_<name>_ep_<E>_rew__<R>_.pth``, and the checkpoint dict (``model``, ``epoch``,
 ``frame``, ``optimizer``, ``last_mean_rewards``, ``env_state``).
+
+* the learner's CUDA graphs (:mod:`dofbot_rl.rl.learner_graphs`) re-state parts of 1.6.5's
+  rollout and ``train_epoch`` and were checked on a GPU with 1.6.5 only: older versions
+  keep rl_games' eager code (:func:`graphs_supported`).
 """
+
+#: The rl_games release the learner's CUDA graphs were written against and checked with.
+GRAPHS_RL_GAMES = (1, 6, 5)
 
 
 def gym_spaces():
@@ -19,3 +26,25 @@ def gym_spaces():
     except ImportError:  # rl_games 1.6.1 (gym)
         from gym import spaces
     return spaces
+
+
+def rl_games_version() -> tuple:
+    """The installed rl_games version as a tuple of ints, e.g. ``(1, 6, 5)`` (``()`` if unknown)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        text = version("rl_games")
+    except PackageNotFoundError:
+        return ()
+    parts = []
+    for piece in text.split("."):
+        digits = "".join(ch for ch in piece if ch.isdigit())
+        if not digits:
+            break
+        parts.append(int(digits))
+    return tuple(parts)
+
+
+def graphs_supported() -> bool:
+    """True where the installed rl_games is the release the learner's CUDA graphs were checked with or newer."""
+    return rl_games_version() >= GRAPHS_RL_GAMES
