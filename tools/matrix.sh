@@ -56,6 +56,9 @@ for cell in $CELLS; do
   fi
   py="$venv/bin/python"
   {
+    # pyenv's 3.10 ships pip 23.0, whose resolver backtracked for over 30 minutes on this
+    # project's requirements; a current pip resolves them in under a minute.
+    "$py" -m pip install -q --upgrade pip &&
     install_torch "$py" &&
     if [ "$rlg" = "1.6.1" ]; then
       # rl_games 1.6.1's metadata (poetry) pins gym 0.23[classic_control], opencv-python and
