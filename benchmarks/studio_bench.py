@@ -10,7 +10,13 @@ through Playwright). The run alternates windows of ``--window-s`` seconds with t
 closed and with the page open (after it loaded and drew its first frame), ``--pairs`` times,
 and counts env-steps per second in each window (control steps x robots / wall time, PPO
 updates included). The slowdown of an open window is against the mean of the closed windows
-around it; the median and the range over the pairs are printed.
+around it; the median and the range over the pairs are printed. Other jobs on a shared
+machine move wall-clock figures a lot (the scheduler moves them onto whichever core the
+browser leaves free), so two more figures per window: env-steps per CPU second of this
+process (``cpu_cost``), the CPU the studio's own work took (drawing and widgets on the
+model's thread, viser's threads, the gate; % of one core: what a trainer that has one core
+to itself loses to the open page, independent of other jobs), and the share of wall time
+this process's threads waited, runnable, for a CPU.
 
 Placements:
 
@@ -48,12 +54,37 @@ def _children(pid: int):
 class Counter:
     """Control steps, 3D frames and drawing time of a studio, read between windows."""
 
-    def __init__(self, studio):
+    def __init__(self, studio, server):
         self.studio = studio
+        self.waits = []  # per window: % of wall time the process's threads waited for a CPU
+        self.own = []  # per window: the studio's own CPU, % of one core
+        # the studio's own threads: viser's server, its callback pool, the gate
+        self.viser_thread = server._websock_server._server_thread.name
+
+    def own_cpu_s(self) -> float:
+        """CPU seconds so far of the studio's own work: drawing and widgets on the model's
+        thread, viser's threads, the gate."""
+        cpu = thread_cpu()
+        threads = sum(v for k, v in cpu.items()
+                      if k in (self.viser_thread, "studio-gate") or k.startswith(("ThreadPoolExecutor", "asyncio_")))
+        return threads + self.studio.ui_cpu_s
 
     def snapshot(self):
         s = self.studio
-        return time.monotonic(), s.control_steps, s.frames_drawn, s.draw_s, time.process_time()
+        return (time.monotonic(), s.control_steps, s.frames_drawn, s.draw_s, time.process_time(), run_delay_s(),
+                self.own_cpu_s())
+
+
+def run_delay_s() -> float:
+    """Seconds the threads of this process have waited, runnable, for a CPU (Linux schedstat)."""
+    total = 0
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+    return total / 1e9
 
 
 def thread_cpu():
@@ -75,16 +106,18 @@ def thread_cpu():
 def measure(counter, seconds: float, num_envs: int):
     """``(env-steps/s, 3D frames/s, drawing % of wall time, env-steps per CPU second of this
     process)`` over the next ``seconds``."""
-    t0, steps0, frames0, draw0, cpu_s0 = counter.snapshot()
+    t0, steps0, frames0, draw0, cpu_s0, wait0, own0 = counter.snapshot()
     cpu0 = thread_cpu()
     time.sleep(seconds)
-    t1, steps1, frames1, draw1, cpu_s1 = counter.snapshot()
+    t1, steps1, frames1, draw1, cpu_s1, wait1, own1 = counter.snapshot()
     cpu1 = thread_cpu()
     dt = t1 - t0
     if os.environ.get("STUDIO_BENCH_THREADS"):
         print("  cpu %/thread:", {k: round(100 * (v - cpu0.get(k, 0.0)) / dt) for k, v in cpu1.items()
                                   if v - cpu0.get(k, 0.0) > 0.01 * dt}, flush=True)
     steps = (steps1 - steps0) * num_envs
+    counter.waits.append(100.0 * (wait1 - wait0) / dt)
+    counter.own.append(100.0 * (own1 - own0) / dt)
     return steps / dt, (frames1 - frames0) / dt, 100.0 * (draw1 - draw0) / dt, steps / max(cpu_s1 - cpu_s0, 1e-9)
 
 
@@ -101,7 +134,7 @@ def bench_size(browser, n: int, args, tmp: str):
     assert model.press("load") and model.press("train"), model.status.text
     loop = threading.Thread(target=studio.run, name="studio-loop", daemon=True)
     loop.start()
-    counter = Counter(studio)
+    counter = Counter(studio, server)
     time.sleep(args.warmup_s)
     closed, opened, load_times, fps, draw = [], [], [], [], []
     closed_frames, closed_cpu, opened_cpu = [], [], []
@@ -143,7 +176,8 @@ def bench_size(browser, n: int, args, tmp: str):
 
     return {"n": n, "closed": closed, "opened": opened, "slowdowns": slowdowns(closed, opened), "load_s": load_times,
             "fps": fps, "draw_pct": draw, "cpu_slowdowns": slowdowns(closed_cpu, opened_cpu),
-            "closed_frames": max(closed_frames)}
+            "closed_frames": max(closed_frames), "waits": counter.waits,
+            "own_open": counter.own[1::2], "own_closed": counter.own[0::2]}
 
 
 def run_placement(placement: str, args) -> list:
@@ -193,6 +227,10 @@ def child(placement: str, args) -> None:
                       f"view_updates_per_s={statistics.median(r['fps']):.1f} "
                       f"cpu_cost_median_pct={statistics.median(cpu):.1f} cpu_cost_range_pct={min(cpu):.1f}..{max(cpu):.1f} "
                       f"draw_pct={statistics.median(r['draw_pct']):.1f} closed_frames_per_s={r['closed_frames']:.1f} "
+                      f"studio_cpu_pct_open={statistics.median(r['own_open']):.1f}"
+                      f"({min(r['own_open']):.1f}..{max(r['own_open']):.1f}) "
+                      f"studio_cpu_pct_closed={statistics.median(r['own_closed']):.1f} "
+                      f"cpu_wait_pct_per_window={'/'.join(f'{v:.0f}' for v in r['waits'])} "
                       f"load_avg={load_before:.1f}->{load_after:.1f}",
                       flush=True)
             browser.close()

@@ -95,6 +95,7 @@ class Studio:
         self.control_steps = 0  #: control steps run by :meth:`step` (for the benchmark)
         self.frames_drawn = 0  #: 3D updates sent (for the benchmark)
         self.draw_s = 0.0  #: time spent in :meth:`draw` on the model's thread (s, for the benchmark)
+        self.ui_cpu_s = 0.0  #: CPU time of :meth:`draw` and :meth:`sync_widgets` on the model's thread (s)
         self._draw_cost_s = 0.0  # recent drawing time per frame sent (s, moving average)
         self._drawn_state = None  # what the last frame showed: (dof_pos, goals, tips, selected)
         self._next_frame = self._next_sync = self._last_sync = self._next_idle = 0.0
@@ -145,6 +146,7 @@ class Studio:
         else:
             steps = self.model.tick()
         now = time.monotonic()
+        cpu = time.thread_time()
         if now >= self._next_frame and self.server.get_clients():
             start = time.perf_counter()
             if self.draw():
@@ -154,6 +156,7 @@ class Studio:
         if now >= self._next_sync or (self._dirty and now >= self._last_sync + 0.05):
             self.sync_widgets()
             self._last_sync, self._next_sync = now, now + 0.25
+        self.ui_cpu_s += time.thread_time() - cpu
         self.control_steps += steps
         return steps
 
