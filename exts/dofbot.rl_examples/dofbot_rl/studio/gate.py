@@ -25,6 +25,7 @@ import asyncio
 import hashlib
 import hmac
 import http.client
+import ipaddress
 import logging
 import random
 import sys
@@ -57,10 +58,22 @@ def internal_host() -> str:
     return "127.0.0.1"
 
 
+#: Host names that are this machine's loopback.
+LOOPBACK_NAMES = ("localhost",)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``127.0.0.0/8``, ``::1`` and ``localhost``."""
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def host_is_loopback(host_header: Optional[str]) -> bool:
     """True when a ``Host`` header (``name[:port]``) names this machine's loopback."""
-    from dofbot_rl.studio.serve import is_loopback
-
     if not host_header:
         return False
     try:

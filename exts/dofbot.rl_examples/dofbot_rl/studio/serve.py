@@ -10,31 +10,18 @@ import argparse
 import contextlib
 import errno
 import io
-import ipaddress
 import logging
 import signal
 import socket
 from typing import List, Optional, Sequence
 
 from dofbot_rl.errors import DofbotRlError
+from dofbot_rl.studio.gate import is_loopback
 
 log = logging.getLogger(__name__)
 
-LOOPBACK_NAMES = ("localhost",)
-
-
 class StudioError(DofbotRlError, ValueError):
     """A studio option a user can fix (shown as one line by the CLI)."""
-
-
-def is_loopback(host: str) -> bool:
-    """True for ``127.0.0.0/8``, ``::1`` and ``localhost``."""
-    if host in LOOPBACK_NAMES:
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def parse_args(args: Sequence[str]):
