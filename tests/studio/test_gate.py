@@ -194,3 +194,12 @@ def test_browser_with_the_printed_address_loads(browser, studio, token_file, sho
     expect(page.get_by_text("Loaded 4 robots").first).to_be_visible(timeout=60_000)
     page.screenshot(path=str(shots / "05_token_gate_loaded.png"))
     page.close()
+
+
+def test_help_lists_the_token_options():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "studio", "--help"], capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0 and "--token-file" in out.stdout and "--allow-readable-token" in out.stdout, out
