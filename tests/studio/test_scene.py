@@ -4,7 +4,7 @@ import mujoco
 import numpy as np
 
 from dofbot_rl.paths import robot_model_path
-from dofbot_rl.studio.scene import RobotGeometry, mat_to_quat, quat_to_mat
+from dofbot_rl.studio.scene import RobotGeometry, quat_mul, quat_rotate, quat_to_mat
 
 
 def test_geom_poses_match_mujoco():
@@ -25,9 +25,11 @@ def test_geom_poses_match_mujoco():
             np.testing.assert_allclose(quat_to_mat(wxyz[i]), d.geom_xmat[gid].reshape(3, 3), atol=1e-5)
 
 
-def test_quaternion_round_trip():
+def test_quaternion_product_and_rotation_match_matrices():
     rng = np.random.default_rng(1)
-    q = rng.normal(size=(100, 4))
-    q /= np.linalg.norm(q, axis=1, keepdims=True)
-    q *= np.where(q[:, :1] < 0, -1, 1)
-    np.testing.assert_allclose(mat_to_quat(quat_to_mat(q)), q, atol=1e-9)
+    a, b = rng.normal(size=(2, 100, 4))
+    a /= np.linalg.norm(a, axis=1, keepdims=True)
+    b /= np.linalg.norm(b, axis=1, keepdims=True)
+    v = rng.normal(size=(100, 3))
+    np.testing.assert_allclose(quat_to_mat(quat_mul(a, b)), quat_to_mat(a) @ quat_to_mat(b), atol=1e-9)
+    np.testing.assert_allclose(quat_rotate(a, v), (quat_to_mat(a) @ v[:, :, None])[:, :, 0], atol=1e-9)

@@ -10,6 +10,7 @@ from dofbot_rl.studio.serve import is_loopback
 
 @pytest.mark.parametrize("args, message", [
     (["--host", "0.0.0.0"], "--host 0.0.0.0 would let anyone on that network drive the robots"),
+    (["--host", "0.0.0.0"], "--token-file"),
     (["--host", "192.168.1.20"], "SSH tunnel"),
     (["--port", "70000"], "--port must be 0..65535, got 70000"),
     (["--fps", "0"], "--fps must be > 0"),

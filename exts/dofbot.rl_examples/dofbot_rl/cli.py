@@ -305,7 +305,7 @@ def cmd_bundle_server(args: Sequence[str]) -> int:
 
 
 def cmd_studio(args: Sequence[str]) -> int:
-    """The RL Examples panel in a web browser (see :mod:`dofbot_rl.studio`)."""
+    """The RL Examples panel in a web browser (its own options: dofbot-rl studio --help)."""
     from dofbot_rl.studio.serve import main as studio_main
 
     return studio_main(args)
@@ -405,7 +405,7 @@ def main(argv: Sequence[str] = None) -> int:
     if command not in COMMANDS:
         print(f"dofbot-rl: error: unknown command {command!r}; expected one of {', '.join(COMMANDS)}", file=sys.stderr)
         return 2
-    if command != "serve" and any(a in ("-h", "--help") for a in rest):
+    if command not in ("serve", "studio") and any(a in ("-h", "--help") for a in rest):  # these two: own parsers
         print(command_help(command))
         return 0
     verbose = "-v" in rest

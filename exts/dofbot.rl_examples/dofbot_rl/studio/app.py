@@ -52,6 +52,10 @@ _KEY_SCRIPT = (
 )
 
 
+#: Most share of wall time the 3D view may take on the model's thread: frames are spaced so
+#: that (recent drawing time per frame) / (time between frames) stays below it.
+DRAW_BUDGET = 0.05
+
 #: Vertical field of view of the 3D view (deg).
 CAMERA_FOV_DEG = 45.0
 
@@ -88,8 +92,12 @@ class Studio:
         self._halo_shown = False
         self._markers = {}
         self._curve_len = -1
+        self.control_steps = 0  #: control steps run by :meth:`step` (for the benchmark)
         self.frames_drawn = 0  #: 3D updates sent (for the benchmark)
         self.draw_s = 0.0  #: time spent in :meth:`draw` on the model's thread (s, for the benchmark)
+        self.ui_cpu_s = 0.0  #: CPU time of :meth:`draw` and :meth:`sync_widgets` on the model's thread (s)
+        self._draw_cost_s = 0.0  # recent drawing time per frame sent (s, moving average)
+        self._drawn_state = None  # what the last frame showed: (dof_pos, goals, tips, selected)
         self._next_frame = self._next_sync = self._last_sync = self._next_idle = 0.0
         self._unsubscribe = model.subscribe(self._mark_dirty)
         self._unsubscribe_errors = model.subscribe_errors(lambda text: log.error("%s", text))
@@ -138,12 +146,18 @@ class Studio:
         else:
             steps = self.model.tick()
         now = time.monotonic()
+        cpu = time.thread_time()
         if now >= self._next_frame and self.server.get_clients():
-            self.draw()
-            self._next_frame = now + 1.0 / self.fps
+            start = time.perf_counter()
+            if self.draw():
+                cost = time.perf_counter() - start
+                self._draw_cost_s = cost if not self._draw_cost_s else 0.7 * self._draw_cost_s + 0.3 * cost
+            self._next_frame = now + max(1.0 / self.fps, self._draw_cost_s / DRAW_BUDGET)
         if now >= self._next_sync or (self._dirty and now >= self._last_sync + 0.05):
             self.sync_widgets()
             self._last_sync, self._next_sync = now, now + 0.25
+        self.ui_cpu_s += time.thread_time() - cpu
+        self.control_steps += steps
         return steps
 
     def _drain(self) -> None:
@@ -307,24 +321,32 @@ class Studio:
     # ------------------------------------------------------------------------------
     # 3D view
     # ------------------------------------------------------------------------------
-    def draw(self) -> None:
-        """Send the robots' link poses and the goal / fingertip markers (batched, one message per mesh)."""
+    def draw(self) -> bool:
+        """Send the robots' link poses and the goal / fingertip markers (batched, one message per
+        mesh), unless nothing moved since the last frame. Returns whether a frame was sent."""
         start = time.perf_counter()
         task = self.model.session.task
         if task is not self._scene_task:
             self._build_scene(task)
+            self._drawn_state = None
         if task is None:
-            return
-        physics = self.model.session.physics
-        origins = physics.env_origins.detach().cpu().numpy()
-        poses = self.geometry.geom_poses(task.dof_pos.detach().cpu().numpy(), origins)
+            return False
+        dof_pos = task.dof_pos.detach().cpu().numpy()
+        goals, tips = task.goal_pos_env.detach().cpu().numpy(), task.tip_pos_env.detach().cpu().numpy()
         selected = self.model.session.teleop.selected_env
+        last = self._drawn_state
+        if (last is not None and last[3] == selected and np.array_equal(last[0], dof_pos)
+                and np.array_equal(last[1], goals) and np.array_equal(last[2], tips)):
+            return False
+        self._drawn_state = (dof_pos.copy(), goals.copy(), tips.copy(), selected)
+        origins = self.model.session.physics.env_origins.detach().cpu().numpy()
+        poses = self.geometry.geom_poses(dof_pos, origins)
         with self.server.atomic():
             for handle, (pos, wxyz) in zip(self._links, poses):
                 handle.batched_positions = pos
                 handle.batched_wxyzs = wxyz
-            self._markers["goal"].batched_positions = (origins + task.goal_pos_env.detach().cpu().numpy()).astype(np.float32)
-            self._markers["tip"].batched_positions = (origins + task.tip_pos_env.detach().cpu().numpy()).astype(np.float32)
+            self._markers["goal"].batched_positions = (origins + goals).astype(np.float32)
+            self._markers["tip"].batched_positions = (origins + tips).astype(np.float32)
             if selected is not None and selected < task.num_envs:  # an orange shell around the selected robot
                 for halo, (pos, wxyz) in zip(self._halos, poses):
                     halo.batched_positions, halo.batched_wxyzs = pos[selected:selected + 1], wxyz[selected:selected + 1]
@@ -334,6 +356,7 @@ class Studio:
                     halo.visible = self._halo_shown
         self.frames_drawn += 1
         self.draw_s += time.perf_counter() - start
+        return True
 
     def _build_scene(self, task) -> None:
         for handle in self._links + self._halos + list(self._markers.values()):
