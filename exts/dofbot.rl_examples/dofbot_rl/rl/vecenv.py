@@ -8,7 +8,7 @@ returns ``time_outs`` for value bootstrapping.
 :func:`dofbot_rl.rl.distributed.register_agent` swaps rl_games' PPO agent for :class:`HostSyncFreeA2CAgent`
 (built by :func:`host_sync_free_agent_class`), whose rollout looks for finished episodes
 only on steps where the env says some ended, instead of ``dones.nonzero()`` (a host
-synchronisation) every step.
+synchronisation) every step, and which replays its GPU work as CUDA graphs.
 """
 
 from typing import Callable, Dict, Optional
@@ -89,24 +89,24 @@ def _no_env(*args, **kwargs):
 
 
 def host_sync_free_agent_class():
-    """rl_games' continuous PPO agent (``a2c_continuous``) with a rollout that does not wait for the GPU.
+    """rl_games' continuous PPO agent (``a2c_continuous``) that does not make the host wait for the GPU.
 
     The stock ``play_steps`` calls ``dones.nonzero()`` after every env step to update the
     episode meters, which makes the host wait for the GPU to finish that step. Here the
     same bookkeeping runs only when the env reports ``infos["any_done"]`` (our task knows
     on the host which steps can end episodes); on the other steps it is a no-op anyway
-    (nothing to record, nothing to zero). Everything else is rl_games' loop (1.6.5).
+    (nothing to record, nothing to zero). On a CUDA device, rl_games' side of each rollout
+    step, its GAE loop and (from the second epoch) its PPO minibatch updates are replayed as
+    CUDA graphs (:mod:`dofbot_rl.rl.learner_graphs`); elsewhere it is rl_games' loop (1.6.5).
 
     Returns:
         the subclass of ``rl_games.algos_torch.a2c_continuous.A2CAgent``.
     """
     import time
 
-    from rl_games.algos_torch.a2c_continuous import A2CAgent
-    from rl_games.common.a2c_common import swap_and_flatten01
-
     from rl_games.algos_torch import torch_ext
-    from rl_games.common.a2c_common import A2CBase
+    from rl_games.algos_torch.a2c_continuous import A2CAgent
+    from rl_games.common.a2c_common import A2CBase, swap_and_flatten01
 
     from dofbot_rl.rl.learner_graphs import NormaliserStats, RolloutGraphs, UpdateGraphs, graphable, update_graphable
 
