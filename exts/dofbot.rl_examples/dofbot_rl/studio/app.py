@@ -148,9 +148,9 @@ class Studio:
         now = time.monotonic()
         cpu = time.thread_time()
         if now >= self._next_frame and self.server.get_clients():
-            start = time.perf_counter()
+            drawn_before = self.draw_s
             if self.draw():
-                cost = time.perf_counter() - start
+                cost = self.draw_s - drawn_before  # draw() times itself
                 self._draw_cost_s = cost if not self._draw_cost_s else 0.7 * self._draw_cost_s + 0.3 * cost
             self._next_frame = now + max(1.0 / self.fps, self._draw_cost_s / DRAW_BUDGET)
         if now >= self._next_sync or (self._dirty and now >= self._last_sync + 0.05):
