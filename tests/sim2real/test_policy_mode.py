@@ -107,7 +107,10 @@ def test_commands_refused_in_policy_mode_until_the_client_takes_over(policy_serv
     n = arm.num_writes
     driver.stop()
     # It left: hold, back to policy mode, goal forgotten; nothing moves until the next GOAL.
-    assert wait_until(lambda: len(server.controller.events) == 2, 2.0)
+    # The slot is freed last (after the hold and the return to policy mode): wait for that, not
+    # for the hold event, which comes before the mode changes back.
+    assert wait_until(lambda: not server.has_controller, 2.0)
+    assert len(server.controller.events) == 2
     assert server.controller.events[-1][1] == "hold" and "controlling client" in server.controller.events[-1][2]
     assert server.policy.mode == P.ServerMode.POLICY and server.policy.goal is None
     time.sleep(0.3)
