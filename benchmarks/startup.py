@@ -1,0 +1,186 @@
+"""Where the start-up of `dofbot-rl train` goes, as a user sees it: a fresh process, wall clock.
+
+    python benchmarks/startup.py OUT [--runs=3] [--num_envs=8192] [--epochs=22] [--variants=plain,prewarm,prewarm_warp]
+                                     [--profile] [overrides...]
+
+Each run spawns ``dofbot-rl train`` in a fresh interpreter (after one unreported warm-up run
+that fills warp's kernel cache and Python's bytecode caches) and stamps these moments with the
+wall clock, relative to the spawn:
+
+    interpreter   the child's first line ran (Python itself, site-packages)
+    cli           dofbot_rl.cli imported
+    train         Trainer.train() entered (config composed, run folder checked)
+    rl_games      rl_games' runner imported (it pulls torch._dynamo)
+    task          the task built (physics backend, CUDA context, model on the device)
+    agent         rl_games' agent built (networks, buffers, TensorBoard writer)
+    rollout1      the first rollout ended (the step graph and rollout graphs captured)
+    epoch1..3     epoch ends; ``t90`` the first epoch at >= 90 % success
+
+``--profile`` adds one cProfile run (OUT/startup.prof and its top entries in the report).
+Variants (experiments for the start-up target of issue 17): ``plain``; ``prewarm`` creates the
+CUDA context through torch and imports the physics backend on a thread before the CLI runs;
+``prewarm_warp`` the same with the context created by ``warp.init()`` (ctypes calls release the
+GIL, so the context creation can overlap the imports on the main thread).
+Writes OUT/startup.json and prints a table.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _child(t0, variant, argv):
+    """The training process: stamps on stdout as ``STAMP name wall``."""
+    t_start = time.time()
+
+    def stamp(name, **extra):
+        print("STAMP " + json.dumps(dict(name=name, t=time.time() - t0, **extra)), file=sys.__stdout__, flush=True)
+
+    stamp("interpreter", python_s=t_start - t0)
+    if variant in ("prewarm", "prewarm_warp"):
+        import threading
+
+        def warm():
+            if variant == "prewarm":  # torch creates the context (does its init let go of the GIL?)
+                import torch
+
+                torch.cuda.init()
+            else:  # warp creates the primary context through ctypes, which lets go of the GIL
+                import warp
+
+                warp.init()
+            stamp("prewarm_cuda")
+            import mujoco_warp  # noqa: F401
+
+            stamp("prewarm_backend")
+
+        threading.Thread(target=warm, daemon=True).start()
+    from dofbot_rl import cli
+    from dofbot_rl import tasks
+    from dofbot_rl.rl import trainer as trainer_mod
+    from dofbot_rl.rl import vecenv
+
+    stamp("cli")
+
+    def once(name, fn):
+        seen = []
+
+        def wrapped(*a, **k):
+            out = fn(*a, **k)
+            if not seen:
+                seen.append(1)
+                stamp(name)
+            return out
+
+        return wrapped
+
+    make_task = tasks.make_task
+    tasks.make_task = once("task", make_task)
+    seed = trainer_mod.seed_everything
+    trainer_mod.seed_everything = once("rl_games", seed)  # called right after rl_games' runner import
+    train = trainer_mod.Trainer.train
+
+    def _train(self):
+        stamp("train")
+        return train(self)
+
+    trainer_mod.Trainer.train = _train
+    record = trainer_mod.Trainer._record
+    epochs = []
+
+    def _record(self, progress):
+        epochs.append(progress.success_rate)
+        sr = progress.success_rate
+        if len(epochs) <= 3:
+            stamp("epoch%d" % len(epochs))
+        if sr is not None and sr == sr and sr >= 0.9 and not any(e is not None and e == e and e >= 0.9 for e in epochs[:-1]):
+            stamp("t90", epoch=len(epochs), frame=progress.frame)
+        record(self, progress)
+
+    trainer_mod.Trainer._record = _record
+    make_class = vecenv.host_sync_free_agent_class
+
+    def _class():
+        cls = make_class()
+        init, play = cls.__init__, cls.play_steps
+        cls.__init__ = once("agent", init)
+        cls.play_steps = once("rollout1", play)
+        return cls
+
+    vecenv.host_sync_free_agent_class = _class  # dofbot_rl.rl.distributed looks it up at call time
+    return cli.main(["train", *argv])
+
+
+def _run(args, variant, profile=None):
+    t0 = time.time()
+    cmd = [sys.executable]
+    if profile:
+        cmd += ["-m", "cProfile", "-o", str(profile)]
+    cmd += [str(Path(__file__).resolve()), "--child", repr(t0), variant, *args]
+    r = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    stamps = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("STAMP "):
+            s = json.loads(line[6:])
+            stamps[s.pop("name")] = s
+    out = {"variant": variant, "rc": r.returncode, "process_s": time.time() - t0,
+           **{k: round(v["t"], 3) for k, v in stamps.items()}}
+    if "t90" in stamps:
+        out["epoch_at_90"] = stamps["t90"].get("epoch")
+    if r.returncode:
+        out["stderr_tail"] = r.stderr.strip().splitlines()[-8:]
+    return out
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        sys.exit(_child(float(sys.argv[2]), sys.argv[3], sys.argv[4:]))
+    out = Path(sys.argv[1])
+    out.mkdir(parents=True, exist_ok=True)
+    opts = dict(a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
+    overrides = [a for a in sys.argv[2:] if not a.startswith("--")]
+    num_envs = int(opts.get("num_envs", 8192))
+    base = [f"num_envs={num_envs}", f"max_iterations={opts.get('epochs', 22)}", "train_dir=/tmp/startup_runs",
+            *overrides]
+    report = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "num_envs": num_envs, "runs": []}
+    try:
+        import torch
+
+        report["gpu"] = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
+    except Exception:  # a report without the GPU name is still a report
+        report["gpu"] = None
+    with open("/proc/cpuinfo") as f:
+        report["cpu"] = next((ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), "?")
+    report["cores"] = os.cpu_count()
+    _run(base + ["experiment=warm", "max_iterations=2", "seed=100"], "plain")  # caches, not counted
+    variants = opts.get("variants", "plain").split(",")
+    for i in range(int(opts.get("runs", 3))):
+        for v in variants:
+            res = _run(base + [f"experiment=s{i}_{v}", f"seed={i}"], v)
+            report["runs"].append(res)
+            print(json.dumps(res), flush=True)
+            (out / "startup.json").write_text(json.dumps(report, indent=2))
+    if "--profile" in sys.argv:
+        prof = out / "startup.prof"
+        report["profile_run"] = _run(base + ["experiment=prof", "seed=0"], "plain", profile=prof)
+        import io
+        import pstats
+
+        for key in ("cumulative", "tottime"):
+            s = io.StringIO()
+            pstats.Stats(str(prof), stream=s).sort_stats(key).print_stats(60)
+            (out / f"startup_profile_{key}.txt").write_text(s.getvalue())
+    (out / "startup.json").write_text(json.dumps(report, indent=2))
+    cols = ["interpreter", "cli", "train", "rl_games", "task", "agent", "rollout1", "epoch1", "epoch2", "t90"]
+    print("| variant | " + " | ".join(cols) + " |")
+    for r in report["runs"]:
+        print("| %s | " % r["variant"] + " | ".join("%.2f" % r[c] if c in r else "-" for c in cols) + " |")
+
+
+if __name__ == "__main__":
+    main()
