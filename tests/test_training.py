@@ -25,7 +25,11 @@ def test_short_training_writes_checkpoint_summaries_and_curve(tiny_run):
     assert all(torch.isfinite(v).all() for v in state["model"].values() if torch.is_tensor(v) and v.is_floating_point())
     rows = [json.loads(line) for line in (run_dir / "progress.jsonl").read_text().splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3]
-    assert all(math.isfinite(r["env_steps_per_s"]) for r in rows)
+    # Epoch k has played k epochs of env-steps (rl_games hands its observer the count from
+    # before the epoch: epoch 1 read 0 env-steps and 0 env-steps/s); the last equals the checkpoint's.
+    per_epoch = int(cfg.task.env.num_envs) * int(cfg.train.params.config.horizon_length)
+    assert [r["frame"] for r in rows] == [per_epoch, 2 * per_epoch, 3 * per_epoch] and rows[-1]["frame"] == state["frame"]
+    assert all(math.isfinite(r["env_steps_per_s"]) and r["env_steps_per_s"] > 0 for r in rows)
     assert (run_dir / "learning_curve.png").stat().st_size > 1000
     assert any((run_dir / "summaries").iterdir())
     assert not list(run_dir.glob("nn/*.tmp")) and not list(run_dir.glob("nn/.*.tmp"))  # atomic checkpoint writes

@@ -46,7 +46,7 @@ class Progress:
 
     epoch: int
     max_epochs: int
-    frame: int  #: env-steps so far
+    frame: int  #: env-steps so far, this epoch's included (all ranks)
     elapsed_s: float  #: wall time since training started
     env_steps_per_s: float  #: over the last epoch, PPO update included
     mean_reward: float = float("nan")  #: rl_games' mean episode reward (scaled by reward_shaper)
@@ -116,6 +116,9 @@ class _Observer(AlgoObserver):
         pass
 
     def after_print_stats(self, frame, epoch_num, total_time):
+        # rl_games passes the env-step count from before this epoch (epoch 1: 0) and has added
+        # this epoch's steps to algo.frame by now: count them, so that epoch k reports k epochs.
+        frame = int(self.algo.frame // self.algo.num_agents)
         now = time.perf_counter()
         rate = (frame - self._last_frame) / max(now - self._last_time, 1e-9)
         self._last_frame, self._last_time = frame, now
