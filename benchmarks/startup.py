@@ -1,6 +1,6 @@
 """Where the start-up of `dofbot-rl train` goes, as a user sees it: a fresh process, wall clock.
 
-    python benchmarks/startup.py OUT [--runs=3] [--num_envs=8192] [--epochs=22] [--variants=plain,prewarm,prewarm_warp]
+    python benchmarks/startup.py OUT [--runs=3] [--num_envs=8192] [--epochs=22] [--variants=plain,prewarm,prewarm_warp,rlg_thread]
                                      [--profile] [overrides...]
 
 Each run spawns ``dofbot-rl train`` in a fresh interpreter (after one unreported warm-up run
@@ -20,7 +20,8 @@ wall clock, relative to the spawn:
 Variants (experiments for the start-up target of issue 17): ``plain``; ``prewarm`` creates the
 CUDA context through torch and imports the physics backend on a thread before the CLI runs;
 ``prewarm_warp`` the same with the context created by ``warp.init()`` (ctypes calls release the
-GIL, so the context creation can overlap the imports on the main thread).
+GIL, so the context creation can overlap the imports on the main thread); ``rlg_thread`` imports
+rl_games on a thread while the main thread builds the task (GPU work that releases the GIL).
 Writes OUT/startup.json and prints a table.
 """
 
@@ -28,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -60,6 +62,15 @@ def _child(t0, variant, argv):
             stamp("prewarm_backend")
 
         threading.Thread(target=warm, daemon=True).start()
+    elif variant == "rlg_thread":
+        import threading
+
+        def rlg():
+            import rl_games.torch_runner  # noqa: F401
+
+            stamp("rlg_thread_done")
+
+        threading.Thread(target=rlg, daemon=True).start()
     from dofbot_rl import cli
     from dofbot_rl import tasks
     from dofbot_rl.rl import trainer as trainer_mod
@@ -145,7 +156,7 @@ def main():
     opts = dict(a[2:].split("=", 1) for a in sys.argv[2:] if a.startswith("--") and "=" in a)
     overrides = [a for a in sys.argv[2:] if not a.startswith("--")]
     num_envs = int(opts.get("num_envs", 8192))
-    base = [f"num_envs={num_envs}", f"max_iterations={opts.get('epochs', 22)}", "train_dir=/tmp/startup_runs",
+    base = [f"num_envs={num_envs}", f"max_iterations={opts.get('epochs', 22)}", f"train_dir={tempfile.mkdtemp(prefix='startup_runs_')}",
             *overrides]
     report = {"date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()), "num_envs": num_envs, "runs": []}
     try:
