@@ -28,6 +28,13 @@ def _expect_text(page, text, timeout_s=60.0):
     expect(page.get_by_text(text).first).to_be_visible(timeout=timeout_s * 1000)
 
 
+def _robot_point(page, num_envs, env_id):
+    """Page pixel of robot ``env_id``'s base in the 3D view (the canvas beside the docked panel)."""
+    box = page.locator("canvas").first.bounding_box()
+    x, y = robot_screen_point(num_envs, env_id, (box["width"], box["height"]))
+    return box["x"] + x, box["y"] + y
+
+
 def _teleop_line(page):
     return page.get_by_text(re.compile(r"^env \d+: ")).first.inner_text()
 
@@ -40,7 +47,10 @@ def test_load_click_a_robot_and_jog_it(browser, studio, shots):
     page.get_by_role("button", name="Load", exact=True).click()
     _expect_text(page, "Loaded 4 robots")
     time.sleep(1.0)  # a few 3D frames
-    x, y = robot_screen_point(4, 2)
+    for i in range(4):  # every robot can be seen and clicked: none lies under the panel
+        hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", list(_robot_point(page, 4, i)))
+        assert hit == "CANVAS", (i, hit)
+    x, y = _robot_point(page, 4, 2)
     page.mouse.click(x, y)
     _expect_text(page, "env 2 selected")
     before = _teleop_line(page)
@@ -123,7 +133,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
     time.sleep(3.0)
     page.screenshot(path=str(shots / "12_testing.png"))
 
-    x, y = robot_screen_point(4, 2)
+    x, y = _robot_point(page, 4, 2)
     page.mouse.click(x, y)
     _expect_text(page, "env 2 selected")
     before = float(_teleop_line(page).split()[2])

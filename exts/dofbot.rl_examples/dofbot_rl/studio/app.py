@@ -58,12 +58,33 @@ DRAW_BUDGET = 0.05
 
 #: Vertical field of view of the 3D view (deg).
 CAMERA_FOV_DEG = 45.0
+#: Narrowest 3D view (width / height) the first camera frames every robot in: the panel is
+#: docked to the right of the view, so on a 1280 x 800 window the view is ~890 x 800.
+MIN_VIEW_ASPECT = 1.0
+#: The space a robot can take around its base (m): reach in x and y, height.
+_ROBOT_REACH_M, _ROBOT_HEIGHT_M = 0.35, 0.45
+#: The camera looks along this direction's opposite (from the front right, 31 deg down).
+_CAMERA_DIRECTION = np.array([1.2, -1.2, 1.0]) / np.linalg.norm([1.2, -1.2, 1.0])
 
 
 def camera_view(origins: np.ndarray):
-    """``(position, look_at)`` (m, world) of a camera that frames robots at ``origins`` ``(N, 3)``."""
-    extent = float(np.abs(origins[:, :2]).max()) + 0.5
-    return (1.2 * extent, -1.2 * extent, 1.0 * extent), (0.0, 0.0, 0.1)
+    """``(position, look_at)`` (m, world) of the camera that first shows robots at ``origins``
+    ``(N, 3)``: every robot whole in a view of :data:`CAMERA_FOV_DEG` vertical field of view
+    and at least :data:`MIN_VIEW_ASPECT` wide, seen from :data:`_CAMERA_DIRECTION`."""
+    origins = np.asarray(origins, dtype=np.float64)
+    lo = origins.min(0) - [_ROBOT_REACH_M, _ROBOT_REACH_M, 0.0]
+    hi = origins.max(0) + [_ROBOT_REACH_M, _ROBOT_REACH_M, _ROBOT_HEIGHT_M]
+    look_at = 0.5 * (lo + hi)
+    forward = -_CAMERA_DIRECTION
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    corners = np.array(np.meshgrid(*zip(lo, hi))).reshape(3, -1).T - look_at  # (8, 3)
+    tan_v = 0.95 * math.tan(math.radians(CAMERA_FOV_DEG) / 2)  # a 2.5 % margin on each side
+    # a corner p is in view at distance d when |p.right| <= aspect tan_v (p.forward + d), |p.up| <= tan_v (...)
+    need = np.maximum(np.abs(corners @ right) / (MIN_VIEW_ASPECT * tan_v), np.abs(corners @ up) / tan_v)
+    distance = float((need - corners @ forward).max())
+    return tuple(look_at + distance * _CAMERA_DIRECTION), tuple(look_at)
 
 
 class Studio:
@@ -178,6 +199,7 @@ class Studio:
     def _build_gui(self) -> None:
         gui, m, post = self.server.gui, self.model, self.post
         gui.configure_theme(control_width="large", dark_mode=False, show_logo=False)
+        gui.main_panel.dock_right()  # beside the 3D view, not over it: no robot lies under the panel
         self.status = gui.add_markdown("")
         with gui.add_folder("Task", expand_by_default=True):
             self.task = gui.add_dropdown("Task", tuple(m.task_names) or ("-",), initial_value=m.settings.task)
