@@ -19,7 +19,8 @@ import numpy as np
 
 from dofbot_rl.panel import PanelModel, PanelState
 from dofbot_rl.panel.settings import SIM2REAL_MODES
-from dofbot_rl.studio.scene import GOAL_RGB, SELECTED_RGB, TIP_RGB, RobotGeometry, sphere_mesh
+from dofbot_rl.studio.scene import (GOAL_OPACITY, GOAL_RADIUS_M, GOAL_RGB, SELECTED_RGB, TIP_RADIUS_M, TIP_RGB,
+                                    RobotGeometry, sphere_mesh)
 from dofbot_rl.teleop.picking import DEFAULT_ENV_ROOT, DEFAULT_ROBOT_NAME
 
 log = logging.getLogger(__name__)
@@ -398,11 +399,11 @@ class Studio:
             self._halos.append(self.server.scene.add_batched_meshes_simple(
                 f"/selected/{geom.name}", geom.vertices * 1.35, geom.faces, ident[:1], zeros[:1], batched_colors=SELECTED_RGB,
                 opacity=0.45, lod="off", cast_shadow=False, receive_shadow=False, visible=False))
-        vertices, faces = sphere_mesh()
-        for name, rgb in (("goal", GOAL_RGB), ("tip", TIP_RGB)):
+        for name, rgb, radius, opacity in (("goal", GOAL_RGB, GOAL_RADIUS_M, GOAL_OPACITY), ("tip", TIP_RGB, TIP_RADIUS_M, None)):
+            vertices, faces = sphere_mesh(radius)
             self._markers[name] = self.server.scene.add_batched_meshes_simple(
-                f"/markers/{name}", vertices, faces, ident, zeros, batched_colors=rgb, lod="off", cast_shadow=False,
-                receive_shadow=False)
+                f"/markers/{name}", vertices, faces, ident, zeros, batched_colors=rgb, opacity=opacity, lod="off",
+                cast_shadow=False, receive_shadow=False)
         position, look_at = camera_view(self.model.session.physics.env_origins.detach().cpu().numpy())
         self.server.initial_camera.position, self.server.initial_camera.look_at = position, look_at
         self.server.initial_camera.fov = math.radians(CAMERA_FOV_DEG)
