@@ -224,7 +224,8 @@ class Studio:
             self.figures = gui.add_markdown("")
             self.curve = gui.add_uplot((np.zeros(1), np.zeros(1)), ({"label": "env-steps"}, {"label": "mean reward", "stroke": "#1c7ed6"}),
                                        title="Learning curve", aspect=1.6,
-                                       scales={"x": {"time": False}})
+                                       scales={"x": {"time": False}},
+                                       axes=({}, {"size": 72}))  # uPlot's 50 px cut the "-" off "-117.5"
         with gui.add_folder("Checkpoints", expand_by_default=True):
             self.checkpoints = gui.add_dropdown("Checkpoint", ("(none)",))
             self.checkpoint_note = gui.add_markdown("")
