@@ -89,14 +89,15 @@ class Sim2RealLink:
             client.stop()
 
     def status(self) -> str:
-        """One line: ``off``, or the link state with its latency or error."""
+        """One line: ``off``, or the link state with its latency, and its last error unless
+        it is connected (the client keeps its last error after a reconnection)."""
         if self.client is None:
             return "off" + (f" ({self.error})" if self.error else "")
         state = str(self.client.state)
         latency = self.client.latency_ms
         text = state + (f", {latency:.1f} ms" if latency is not None else "")
         error = getattr(self.client, "last_error", None)
-        return text + (f" ({error})" if error else "")
+        return text + (f" ({error})" if error and state != "connected" else "")
 
     def step_hook(self, selected_env: Callable[[], Optional[int]]):
         """A session step hook sending the selected robot's joint positions (rad)."""
