@@ -81,6 +81,11 @@ def test_bad_robot_count_is_one_line(browser, studio, shots):
     page.close()
 
 
+def _show(page, text):
+    """Scroll the panel so that ``text`` is on screen (for the screenshot that follows)."""
+    page.get_by_text(text).first.scroll_into_view_if_needed()
+
+
 def _epoch(page):
     text = page.get_by_text(re.compile(r"^Epoch: ")).first.inner_text()
     return int(text.split(":")[1].split("/")[0])
@@ -153,6 +158,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
     page.get_by_role("button", name="Open file", exact=True).click()
     _expect_text(page, "Checkpoint rejected:")
     assert page.get_by_role("button", name="Test", exact=True).is_disabled()
+    _show(page, "Checkpoint rejected:")
     page.screenshot(path=str(shots / "14_foreign_checkpoint.png"))
 
     port = _free_port()
@@ -162,6 +168,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
         _set_field(page, "Port", port)
         page.get_by_role("checkbox", name="Link on").check()
         _expect_text(page, "Link: connected", timeout_s=30)
+        _show(page, "Link: connected")
         page.screenshot(path=str(shots / "15_sim2real_connected.png"))
         page.get_by_role("checkbox", name="Link on").uncheck()
         _expect_text(page, "Link: off")
@@ -171,6 +178,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
     _set_field(page, "Port", port)  # nobody listens there now: a dead peer
     page.get_by_role("checkbox", name="Link on").check()
     _expect_text(page, "refused", timeout_s=30)
+    _show(page, "refused")
     page.screenshot(path=str(shots / "16_sim2real_dead_peer.png"))
     page.get_by_role("checkbox", name="Link on").uncheck()
     page.close()
