@@ -3,8 +3,6 @@
 import re
 import time
 
-import pytest
-
 from studio_geometry import VIEWPORT, robot_screen_point
 
 
@@ -105,7 +103,6 @@ def _set_field(page, label, value):
     field.press("Enter")
 
 
-@pytest.mark.slow
 def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, tmp_path):
     """The issue's story: Load 4, Train 2 epochs, Stop, pick the checkpoint, Test, click robot 2,
     jog it, Sim2Real against ``dofbot-rl serve --arm sim`` (connected), and the bad inputs
