@@ -341,6 +341,41 @@ def test_sim2real_toggle_mirrors_the_selected_robot(model):
     assert not link.switch_on("127.0.0.1", 0) and "port" in link.error
 
 
+def test_sim2real_status_drops_an_error_once_connected():
+    """A link that failed once (a peer still starting) and then connected reads "connected",
+    not "connected, 0.2 ms (... Connection refused)"; the error shows while it is not connected."""
+    from dofbot_rl.sim2real.link import Sim2RealLink
+
+    link = Sim2RealLink(client_factory=FakeClient)
+    assert link.switch_on("127.0.0.1", 6000)
+    link.client.state, link.client.last_error = "disconnected", OSError("Connection refused")
+    assert link.status() == "disconnected (Connection refused)"
+    link.client.state, link.client.latency_ms = "connected", 0.2  # the client keeps its last error
+    assert link.status() == "connected, 0.2 ms"
+    link.switch_off()
+
+
+def test_sim2real_status_says_when_the_server_holds_the_arm():
+    """The issue's link status: connected, latency, and "held" while the server holds the arm
+    (its last ACK has the HOLDING flag: no live target), e.g. when nothing runs in the panel."""
+    from types import SimpleNamespace
+
+    from dofbot_rl.sim2real.link import Sim2RealLink
+    from dofbot_rl.sim2real.protocol import ACK_HOLDING, ACK_RAMPING
+
+    flags = []
+    link = Sim2RealLink(client_factory=FakeClient)
+    assert link.switch_on("127.0.0.1", 6000)
+    link.client.readback = lambda: SimpleNamespace(q=(0.0,) * 6, flags=flags[-1]) if flags else None
+    link.client.state, link.client.latency_ms = "connected", 0.3
+    assert link.status() == "connected, 0.3 ms"  # no ACK yet
+    flags.append(ACK_HOLDING)
+    assert link.status() == "connected, 0.3 ms, held"
+    flags.append(ACK_RAMPING)
+    assert link.status() == "connected, 0.3 ms"
+    link.switch_off()
+
+
 def test_sim2real_goal_and_real2sim_modes(model, tmp_path):
     """goal: the selected robot's goal goes to a policy-running server; real2sim: the robot follows the read-back."""
     clients = []

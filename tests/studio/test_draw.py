@@ -28,3 +28,9 @@ def test_a_frame_only_when_something_moved(studio):
     assert studio.draw() and studio.frames_drawn == 2
     assert studio.model.select_robot_paths(["/World/envs/env_1/Dofbot"]) == 1  # the selected env
     assert studio.draw()  # the selection changed: the halo moves in
+
+
+def test_the_learning_curve_has_room_for_negative_rewards(studio):
+    """uPlot's default 50 px y axis cut the minus sign off labels like -117.5 (read as 117.5)."""
+    y_axis = (studio.curve.axes or ({}, {}))[1]  # None: uPlot's defaults
+    assert y_axis.get("size", 50) >= 64, studio.curve.axes

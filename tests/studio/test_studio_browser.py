@@ -3,8 +3,6 @@
 import re
 import time
 
-import pytest
-
 from studio_geometry import VIEWPORT, robot_screen_point
 
 
@@ -28,6 +26,13 @@ def _expect_text(page, text, timeout_s=60.0):
     expect(page.get_by_text(text).first).to_be_visible(timeout=timeout_s * 1000)
 
 
+def _robot_point(page, num_envs, env_id):
+    """Page pixel of robot ``env_id``'s base in the 3D view (the canvas beside the docked panel)."""
+    box = page.locator("canvas").first.bounding_box()
+    x, y = robot_screen_point(num_envs, env_id, (box["width"], box["height"]))
+    return box["x"] + x, box["y"] + y
+
+
 def _teleop_line(page):
     return page.get_by_text(re.compile(r"^env \d+: ")).first.inner_text()
 
@@ -40,7 +45,10 @@ def test_load_click_a_robot_and_jog_it(browser, studio, shots):
     page.get_by_role("button", name="Load", exact=True).click()
     _expect_text(page, "Loaded 4 robots")
     time.sleep(1.0)  # a few 3D frames
-    x, y = robot_screen_point(4, 2)
+    for i in range(4):  # every robot can be seen and clicked: none lies under the panel
+        hit = page.evaluate("([x, y]) => document.elementFromPoint(x, y).tagName", list(_robot_point(page, 4, i)))
+        assert hit == "CANVAS", (i, hit)
+    x, y = _robot_point(page, 4, 2)
     page.mouse.click(x, y)
     _expect_text(page, "env 2 selected")
     before = _teleop_line(page)
@@ -71,6 +79,11 @@ def test_bad_robot_count_is_one_line(browser, studio, shots):
     page.close()
 
 
+def _show(page, text):
+    """Scroll the panel so that ``text`` is on screen (for the screenshot that follows)."""
+    page.get_by_text(text).first.scroll_into_view_if_needed()
+
+
 def _epoch(page):
     text = page.get_by_text(re.compile(r"^Epoch: ")).first.inner_text()
     return int(text.split(":")[1].split("/")[0])
@@ -90,7 +103,6 @@ def _set_field(page, label, value):
     field.press("Enter")
 
 
-@pytest.mark.slow
 def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, tmp_path):
     """The issue's story: Load 4, Train 2 epochs, Stop, pick the checkpoint, Test, click robot 2,
     jog it, Sim2Real against ``dofbot-rl serve --arm sim`` (connected), and the bad inputs
@@ -123,7 +135,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
     time.sleep(3.0)
     page.screenshot(path=str(shots / "12_testing.png"))
 
-    x, y = robot_screen_point(4, 2)
+    x, y = _robot_point(page, 4, 2)
     page.mouse.click(x, y)
     _expect_text(page, "env 2 selected")
     before = float(_teleop_line(page).split()[2])
@@ -143,6 +155,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
     page.get_by_role("button", name="Open file", exact=True).click()
     _expect_text(page, "Checkpoint rejected:")
     assert page.get_by_role("button", name="Test", exact=True).is_disabled()
+    _show(page, "Checkpoint rejected:")
     page.screenshot(path=str(shots / "14_foreign_checkpoint.png"))
 
     port = _free_port()
@@ -152,6 +165,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
         _set_field(page, "Port", port)
         page.get_by_role("checkbox", name="Link on").check()
         _expect_text(page, "Link: connected", timeout_s=30)
+        _show(page, "Link: connected")
         page.screenshot(path=str(shots / "15_sim2real_connected.png"))
         page.get_by_role("checkbox", name="Link on").uncheck()
         _expect_text(page, "Link: off")
@@ -161,6 +175,7 @@ def test_user_story_train_stop_test_select_jog_sim2real(browser, studio, shots, 
     _set_field(page, "Port", port)  # nobody listens there now: a dead peer
     page.get_by_role("checkbox", name="Link on").check()
     _expect_text(page, "refused", timeout_s=30)
+    _show(page, "refused")
     page.screenshot(path=str(shots / "16_sim2real_dead_peer.png"))
     page.get_by_role("checkbox", name="Link on").uncheck()
     page.close()

@@ -744,6 +744,9 @@ class PanelModel:
                 port = int(port if port is not None else self.settings.sim2real_port)
             except (TypeError, ValueError):
                 self.input_errors["sim2real_port"] = f"port must be a number, got {port!r}"
+                # the link line and the status line say it too, not an older failure's reason
+                self.sim2real.error = f"Sim2Real: {self.input_errors['sim2real_port']}"
+                self.status = StatusLine(self.sim2real.error, "error", self.sim2real.error)
                 self._changed()
                 return False
             self.input_errors.pop("sim2real_port", None)

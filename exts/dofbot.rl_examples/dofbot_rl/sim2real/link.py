@@ -15,6 +15,8 @@ a session step hook runs once per control step, by mode:
 import logging
 from typing import Any, Callable, Optional
 
+from dofbot_rl.sim2real.protocol import ACK_HOLDING
+
 log = logging.getLogger(__name__)
 
 
@@ -89,14 +91,20 @@ class Sim2RealLink:
             client.stop()
 
     def status(self) -> str:
-        """One line: ``off``, or the link state with its latency or error."""
+        """One line: ``off``, or the link state with its latency, ``held`` while the server
+        holds the arm (its last ACK says HOLDING: no live target), and the last error unless
+        it is connected (the client keeps its last error after a reconnection)."""
         if self.client is None:
             return "off" + (f" ({self.error})" if self.error else "")
         state = str(self.client.state)
         latency = self.client.latency_ms
         text = state + (f", {latency:.1f} ms" if latency is not None else "")
+        if state == "connected":
+            readback = self.client.readback()
+            if readback is not None and getattr(readback, "flags", 0) & ACK_HOLDING:
+                text += ", held"
         error = getattr(self.client, "last_error", None)
-        return text + (f" ({error})" if error else "")
+        return text + (f" ({error})" if error and state != "connected" else "")
 
     def step_hook(self, selected_env: Callable[[], Optional[int]]):
         """A session step hook sending the selected robot's joint positions (rad)."""

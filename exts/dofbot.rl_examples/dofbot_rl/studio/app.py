@@ -19,7 +19,8 @@ import numpy as np
 
 from dofbot_rl.panel import PanelModel, PanelState
 from dofbot_rl.panel.settings import SIM2REAL_MODES
-from dofbot_rl.studio.scene import GOAL_RGB, SELECTED_RGB, TIP_RGB, RobotGeometry, sphere_mesh
+from dofbot_rl.studio.scene import (GOAL_OPACITY, GOAL_RADIUS_M, GOAL_RGB, SELECTED_RGB, TIP_RADIUS_M, TIP_RGB,
+                                    RobotGeometry, sphere_mesh)
 from dofbot_rl.teleop.picking import DEFAULT_ENV_ROOT, DEFAULT_ROBOT_NAME
 
 log = logging.getLogger(__name__)
@@ -58,12 +59,33 @@ DRAW_BUDGET = 0.05
 
 #: Vertical field of view of the 3D view (deg).
 CAMERA_FOV_DEG = 45.0
+#: Narrowest 3D view (width / height) the first camera frames every robot in: the panel is
+#: docked to the right of the view, so on a 1280 x 800 window the view is ~890 x 800.
+MIN_VIEW_ASPECT = 1.0
+#: The space a robot can take around its base (m): reach in x and y, height.
+_ROBOT_REACH_M, _ROBOT_HEIGHT_M = 0.35, 0.45
+#: The camera looks along this direction's opposite (from the front right, 31 deg down).
+_CAMERA_DIRECTION = np.array([1.2, -1.2, 1.0]) / np.linalg.norm([1.2, -1.2, 1.0])
 
 
 def camera_view(origins: np.ndarray):
-    """``(position, look_at)`` (m, world) of a camera that frames robots at ``origins`` ``(N, 3)``."""
-    extent = float(np.abs(origins[:, :2]).max()) + 0.5
-    return (1.2 * extent, -1.2 * extent, 1.0 * extent), (0.0, 0.0, 0.1)
+    """``(position, look_at)`` (m, world) of the camera that first shows robots at ``origins``
+    ``(N, 3)``: every robot whole in a view of :data:`CAMERA_FOV_DEG` vertical field of view
+    and at least :data:`MIN_VIEW_ASPECT` wide, seen from :data:`_CAMERA_DIRECTION`."""
+    origins = np.asarray(origins, dtype=np.float64)
+    lo = origins.min(0) - [_ROBOT_REACH_M, _ROBOT_REACH_M, 0.0]
+    hi = origins.max(0) + [_ROBOT_REACH_M, _ROBOT_REACH_M, _ROBOT_HEIGHT_M]
+    look_at = 0.5 * (lo + hi)
+    forward = -_CAMERA_DIRECTION
+    right = np.cross(forward, [0.0, 0.0, 1.0])
+    right /= np.linalg.norm(right)
+    up = np.cross(right, forward)
+    corners = np.array(np.meshgrid(*zip(lo, hi))).reshape(3, -1).T - look_at  # (8, 3)
+    tan_v = 0.95 * math.tan(math.radians(CAMERA_FOV_DEG) / 2)  # a 2.5 % margin on each side
+    # a corner p is in view at distance d when |p.right| <= aspect tan_v (p.forward + d), |p.up| <= tan_v (...)
+    need = np.maximum(np.abs(corners @ right) / (MIN_VIEW_ASPECT * tan_v), np.abs(corners @ up) / tan_v)
+    distance = float((need - corners @ forward).max())
+    return tuple(look_at + distance * _CAMERA_DIRECTION), tuple(look_at)
 
 
 class Studio:
@@ -178,6 +200,7 @@ class Studio:
     def _build_gui(self) -> None:
         gui, m, post = self.server.gui, self.model, self.post
         gui.configure_theme(control_width="large", dark_mode=False, show_logo=False)
+        gui.main_panel.dock_right()  # beside the 3D view, not over it: no robot lies under the panel
         self.status = gui.add_markdown("")
         with gui.add_folder("Task", expand_by_default=True):
             self.task = gui.add_dropdown("Task", tuple(m.task_names) or ("-",), initial_value=m.settings.task)
@@ -201,7 +224,8 @@ class Studio:
             self.figures = gui.add_markdown("")
             self.curve = gui.add_uplot((np.zeros(1), np.zeros(1)), ({"label": "env-steps"}, {"label": "mean reward", "stroke": "#1c7ed6"}),
                                        title="Learning curve", aspect=1.6,
-                                       scales={"x": {"time": False}})
+                                       scales={"x": {"time": False}},
+                                       axes=({}, {"size": 72}))  # uPlot's 50 px cut the "-" off "-117.5"
         with gui.add_folder("Checkpoints", expand_by_default=True):
             self.checkpoints = gui.add_dropdown("Checkpoint", ("(none)",))
             self.checkpoint_note = gui.add_markdown("")
@@ -376,11 +400,11 @@ class Studio:
             self._halos.append(self.server.scene.add_batched_meshes_simple(
                 f"/selected/{geom.name}", geom.vertices * 1.35, geom.faces, ident[:1], zeros[:1], batched_colors=SELECTED_RGB,
                 opacity=0.45, lod="off", cast_shadow=False, receive_shadow=False, visible=False))
-        vertices, faces = sphere_mesh()
-        for name, rgb in (("goal", GOAL_RGB), ("tip", TIP_RGB)):
+        for name, rgb, radius, opacity in (("goal", GOAL_RGB, GOAL_RADIUS_M, GOAL_OPACITY), ("tip", TIP_RGB, TIP_RADIUS_M, None)):
+            vertices, faces = sphere_mesh(radius)
             self._markers[name] = self.server.scene.add_batched_meshes_simple(
-                f"/markers/{name}", vertices, faces, ident, zeros, batched_colors=rgb, lod="off", cast_shadow=False,
-                receive_shadow=False)
+                f"/markers/{name}", vertices, faces, ident, zeros, batched_colors=rgb, opacity=opacity, lod="off",
+                cast_shadow=False, receive_shadow=False)
         position, look_at = camera_view(self.model.session.physics.env_origins.detach().cpu().numpy())
         self.server.initial_camera.position, self.server.initial_camera.look_at = position, look_at
         self.server.initial_camera.fov = math.radians(CAMERA_FOV_DEG)

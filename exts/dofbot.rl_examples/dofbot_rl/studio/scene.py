@@ -20,8 +20,12 @@ GOAL_RGB = (40, 200, 60)
 TIP_RGB = (230, 40, 40)
 #: The selected robot's colour (every link).
 SELECTED_RGB = (255, 150, 0)
-#: Marker sphere radius (m).
-MARKER_RADIUS_M = 0.012
+#: Marker sphere radii (m), as in ``dofbot-rl play render=True``: the fingertip's is larger
+#: than link5's 15 mm capsule (its tip lies on that capsule's axis), the goal's is larger still
+#: (drawn see-through), so a reached goal shows the tip inside it.
+GOAL_RADIUS_M, TIP_RADIUS_M = 0.025, 0.022
+#: Opacity of the goal markers.
+GOAL_OPACITY = 0.6
 
 
 def quat_to_mat(q: np.ndarray) -> np.ndarray:
@@ -187,8 +191,8 @@ class RobotGeometry:
         return out
 
 
-def sphere_mesh(radius: float = MARKER_RADIUS_M) -> Tuple[np.ndarray, np.ndarray]:
-    """``(vertices (V, 3) float32 m, faces (F, 3) uint32)`` of a small sphere (markers)."""
+def sphere_mesh(radius: float) -> Tuple[np.ndarray, np.ndarray]:
+    """``(vertices (V, 3) float32 m, faces (F, 3) uint32)`` of a sphere of ``radius`` m (markers)."""
     import trimesh
 
     mesh = trimesh.creation.icosphere(subdivisions=2, radius=radius)
