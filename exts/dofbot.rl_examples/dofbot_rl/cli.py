@@ -35,7 +35,7 @@ examples:
 
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("matplotlib", "PIL", "rl_games", "h5py"):
+    for noisy in ("matplotlib", "PIL", "rl_games", "h5py", "OpenGL"):  # OpenGL: INFO lines of a missing libOSMesa
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
