@@ -69,6 +69,21 @@ def test_a_folder_in_use_by_another_training_is_refused(tmp_path):
         pass
 
 
+def test_a_resume_from_an_older_checkpoint_says_which_files_it_replaces(tmp_path, caplog):
+    """Issue 18 item 11: resuming epoch 2 of a run that reached epoch 4 writes `last_r_ep_4...` again;
+    the earlier continuation's file is replaced, but not silently."""
+    common = ["num_envs=16", "sim_device=cpu", f"train_dir={tmp_path}", "experiment=r", "max_iterations=2",
+              "train.params.config.horizon_length=8", "train.params.config.num_minibatches=2"]
+    first = Trainer(load_config(common)).train()
+    second = Trainer(load_config(common + [f"checkpoint={first.checkpoint}"])).train()
+    caplog.set_level("WARNING", logger="dofbot_rl")
+    caplog.clear()
+    third = Trainer(load_config(common + [f"checkpoint={first.checkpoint}"])).train()
+    assert third.checkpoint == second.checkpoint  # the same name, epoch 4
+    replaced = [r.getMessage() for r in caplog.records if "replac" in r.getMessage()]
+    assert any(str(second.checkpoint) in m for m in replaced), caplog.text
+
+
 def test_concurrent_saves_of_one_name_never_collide(tmp_path):
     """Two writers of the same checkpoint name (issue 18: one shared `.tmp` gave rename errors and torn files)."""
     target = tmp_path / "nn" / "exp.pth"
