@@ -45,6 +45,9 @@ def in_tmp(tmp_path, monkeypatch):
     (["train", "task.sim.model=nowhere.xml"], "task.sim.model: no robot model file at nowhere.xml"),
     (["play", "sim2real.enabled=True", "sim2real.token_file=missing.token"], "sim2real.token_file: no such file"),
     (["train", "task.sim.dt=inf"], "task.sim.dt=inf must be a finite number"),
+    (["train", "task.sim.dt=0.1"], "task.sim.dt must be in (0, 0.05] s, got 0.1"),  # finite, but the physics blows up
+    (["train", "train.params.config.gamma=2"], "train.params.config.gamma must be in (0, 1], got 2"),
+    (["train", "train.params.config.tau=1.5"], "train.params.config.tau must be in [0, 1], got 1.5"),
     (["train", "task.env.goal.xy_max=inf"], "task.env.goal.xy_max=inf must be a finite number"),
     (["train", "experiment=.."], "experiment must be a plain name"),
     (["train", "experiment=a/b"], "experiment must be a plain name"),
