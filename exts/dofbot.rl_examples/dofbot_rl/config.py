@@ -16,6 +16,7 @@ import difflib
 import inspect
 import logging
 import math
+import os
 import re
 from dataclasses import MISSING as _NO_DEFAULT
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -542,6 +543,7 @@ def _ppo_problems(cfg) -> List[str]:
 def _section_problems(cfg) -> List[str]:
     """The ``sim2real``, ``task.teleop``, ``export`` and ``bench`` sections."""
     from dofbot_rl.sim2real.client import validate_settings
+    from dofbot_rl.sim2real.protocol import read_token_file
     from dofbot_rl.teleop.model import TeleopBindings
 
     problems = []
@@ -554,8 +556,13 @@ def _section_problems(cfg) -> List[str]:
     if s2r.enabled and s2r.mode == "real2sim" and not cfg.teleop and cfg.num_envs < 2:
         problems.append("sim2real.mode=real2sim drives env 0 from the arm, so no episode of it is counted: "
                         "num_envs must be >= 2 (or teleop=True, which runs until Ctrl+C)")
-    if s2r.token_file and not Path(s2r.token_file).expanduser().is_file():
+    if s2r.token_file and not Path(s2r.token_file).expanduser().exists():
         problems.append(f"sim2real.token_file: no such file {s2r.token_file!r}")
+    elif s2r.token_file:  # read as the client will (a regular file, bounded), so no error waits for the link
+        try:
+            read_token_file(os.path.expanduser(s2r.token_file), allow_readable=True)
+        except ValueError as exc:
+            problems.append(f"sim2real.token_file: {exc}")
     try:
         TeleopBindings.from_config(cfg.task.teleop)
     except ValueError as exc:
