@@ -133,6 +133,19 @@ def test_foreign_and_mismatched_checkpoints_are_refused(capsys, in_tmp, tiny_run
         assert not (in_tmp / "runs").exists()
 
 
+def test_train_refusals_are_one_line_on_the_real_console(in_tmp, tiny_run):
+    """issue 18 item 3 as a user sees it (logging on): a resume whose network differs from the config is
+    the error line alone, not "training ... (resuming ...)" followed by it."""
+    _, checkpoint = tiny_run
+    proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", f"checkpoint={checkpoint}",
+                           "train.params.network.mlp.units=[128,128]", "num_envs=8", "max_iterations=1",
+                           "experiment=other"], capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dofbot-rl: error: ") and "the config asks for [128, 128]" in lines[0]
+    assert not (in_tmp / "runs").exists()
+
+
 def test_play_ends_with_the_machine_readable_line(capsys, tiny_run):
     _, checkpoint = tiny_run
     code, out, _ = run_cli(capsys, "play", f"checkpoint={checkpoint}", "num_envs=16", "episodes=16")

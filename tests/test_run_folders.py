@@ -54,7 +54,8 @@ def test_training_into_a_used_experiment_is_one_cli_line_and_writes_nothing(tmp_
     proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", f"train_dir={tmp_path}", "experiment=exp",
                            "sim_device=cpu", "num_envs=8", "max_iterations=1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("dofbot-rl: error: ")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dofbot-rl: error: "), proc.stderr  # no "training ..." line first
     assert "already holds 1 checkpoint" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["nn"]  # no config.yaml, summaries, lock
 
