@@ -2,6 +2,7 @@
 
 import os
 import re
+import socket
 import subprocess
 import sys
 
@@ -45,6 +46,9 @@ def in_tmp(tmp_path, monkeypatch):
     (["train", "task.sim.model=nowhere.xml"], "task.sim.model: no robot model file at nowhere.xml"),
     (["play", "sim2real.enabled=True", "sim2real.token_file=missing.token"], "sim2real.token_file: no such file"),
     (["train", "task.sim.dt=inf"], "task.sim.dt=inf must be a finite number"),
+    (["train", "task.sim.dt=0.1"], "task.sim.dt must be in (0, 0.05] s, got 0.1"),  # finite, but the physics blows up
+    (["train", "train.params.config.gamma=2"], "train.params.config.gamma must be in (0, 1], got 2"),
+    (["train", "train.params.config.tau=1.5"], "train.params.config.tau must be in [0, 1], got 1.5"),
     (["train", "task.env.goal.xy_max=inf"], "task.env.goal.xy_max=inf must be a finite number"),
     (["train", "experiment=.."], "experiment must be a plain name"),
     (["train", "experiment=a/b"], "experiment must be a plain name"),
@@ -73,6 +77,29 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(capsys, in_tmp, args,
     assert len(lines) == 1 and lines[0].startswith("dofbot-rl: error:") and message in lines[0], err
     assert "Traceback" not in err
     assert not (in_tmp / "runs").exists()
+
+
+def test_unusable_sim2real_token_files_are_one_line_at_load(capsys, in_tmp, monkeypatch):
+    """issue 18 item 17 on the client side: a token file that exists but cannot be used is named at load
+    (it was "no such file" for a FIFO or /dev/zero, and a ValueError traceback for an empty or a long one,
+    once the link started), and ~ in its path is expanded where it is read."""
+    os.mkfifo(in_tmp / "fifo.tok")
+    (in_tmp / "empty.tok").write_bytes(b"")
+    (in_tmp / "long.tok").write_bytes(b"x" * 5000)
+    for name, message in [("fifo.tok", "is not a regular file"), ("/dev/zero", "is not a regular file"),
+                          ("empty.tok", "is empty"), ("long.tok", "is longer than 4096 bytes")]:
+        code, _, err = run_cli(capsys, "play", "sim2real.enabled=True", f"sim2real.token_file={name}", "num_envs=4")
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and len(lines) == 1 and lines[0].startswith("dofbot-rl: error: sim2real.token_file:"), err
+        assert message in lines[0], err
+    monkeypatch.setenv("HOME", str(in_tmp))
+    (in_tmp / "ok.tok").write_bytes(b"secret-token")
+    with socket.socket() as closed:  # a port nobody listens on: the link fails, after the token was read
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    code, _, err = run_cli(capsys, "play", "sim2real.enabled=True", "sim2real.token_file='~/ok.tok'",
+                           f"sim2real.port={port}", "num_envs=4", "episodes=4")
+    assert code == 2 and "Traceback" not in err and "token" not in err.strip().splitlines()[-1], err
 
 
 def test_foreign_and_mismatched_checkpoints_are_refused(capsys, in_tmp, tiny_run):
@@ -104,6 +131,19 @@ def test_foreign_and_mismatched_checkpoints_are_refused(capsys, in_tmp, tiny_run
         assert "has an MLP of [64, 64] units, the config asks for [128, 128]" in lines[0]
         assert "'train.params.network.mlp.units=[64,64]'" in lines[0]
         assert not (in_tmp / "runs").exists()
+
+
+def test_train_refusals_are_one_line_on_the_real_console(in_tmp, tiny_run):
+    """issue 18 item 3 as a user sees it (logging on): a resume whose network differs from the config is
+    the error line alone, not "training ... (resuming ...)" followed by it."""
+    _, checkpoint = tiny_run
+    proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", f"checkpoint={checkpoint}",
+                           "train.params.network.mlp.units=[128,128]", "num_envs=8", "max_iterations=1",
+                           "experiment=other"], capture_output=True, text=True, timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dofbot-rl: error: ") and "the config asks for [128, 128]" in lines[0]
+    assert not (in_tmp / "runs").exists()
 
 
 def test_play_ends_with_the_machine_readable_line(capsys, tiny_run):

@@ -359,6 +359,18 @@ def test_unwritable_output_is_one_line(trained, tmp_path, capsys):
         assert len(lines) == 1 and "cannot be created" in lines[0] and str(output) in lines[0], err
 
 
+def test_verify_with_a_network_the_config_does_not_ask_for_writes_nothing(trained, tmp_path, capsys):
+    """issue 18 item 3 (validate before writing): the verifying player is built from the config, so a
+    checkpoint whose MLP differs from it is refused before any file is written, not after."""
+    _, checkpoint = trained
+    out = tmp_path / "export"
+    err = _cli_error([f"checkpoint={checkpoint}", "format=npz", f"output={out}", "samples=64",
+                      "train.params.network.mlp.units=[128,128]"], capsys)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "the config asks for [128, 128]" in lines[0], err
+    assert not out.exists()
+
+
 def test_separate_exports_into_one_folder_add_up_in_policy_json(trained, tmp_path):
     cfg, checkpoint = trained
     ex.export(checkpoint, "npz", tmp_path, cfg)

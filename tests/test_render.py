@@ -60,6 +60,30 @@ def test_render_without_opengl_is_one_line(tmp_path):
     assert not (tmp_path / "nogl").exists()  # nothing written
 
 
+def test_render_without_libosmesa_is_exactly_one_line(tmp_path):
+    """The issue's own case, on any machine: MUJOCO_GL=osmesa where libOSMesa cannot be loaded (here every
+    load of it fails, as without Debian's libosmesa6). Only the error line is printed: PyOpenGL's INFO
+    lines ("Failed to load library", "No OpenGL_accelerate module") do not reach the user."""
+    code = ("import ctypes, sys\n"
+            "real = ctypes.CDLL.__init__\n"
+            "def init(self, name, *a, **k):\n"
+            "    if name and 'OSMesa' in str(name):\n"
+            "        raise OSError(f'{name}: cannot open shared object file: No such file or directory')\n"
+            "    real(self, name, *a, **k)\n"
+            "ctypes.CDLL.__init__ = init\n"
+            "from dofbot_rl.cli import main\n"
+            "sys.exit(main(sys.argv[1:]))\n")
+    env = dict(os.environ, MUJOCO_GL="osmesa", PYOPENGL_PLATFORM="osmesa")
+    proc = subprocess.run([sys.executable, "-c", code, "play", "num_envs=2", "episodes=2", "render=True",
+                           f"train_dir={tmp_path}", "experiment=nogl"], capture_output=True, text=True, env=env,
+                          timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dofbot-rl: error: offscreen rendering is not available"), lines
+    assert "MUJOCO_GL=osmesa" in lines[0] and "libosmesa6" in lines[0]
+    assert not (tmp_path / "nogl").exists()
+
+
 def test_triton_is_loaded_before_the_opengl_stack(tmp_path):
     """Issue 18 item 20: PyPI's CUDA torch brings triton, whose LLVM crashes (exit 139) when it is
     loaded after Mesa's libLLVM (OSMesa/EGL). With OpenGL, triton must be imported first.

@@ -54,7 +54,8 @@ def test_training_into_a_used_experiment_is_one_cli_line_and_writes_nothing(tmp_
     proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", f"train_dir={tmp_path}", "experiment=exp",
                            "sim_device=cpu", "num_envs=8", "max_iterations=1"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2, proc.stderr
-    assert proc.stderr.strip().splitlines()[-1].startswith("dofbot-rl: error: ")
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("dofbot-rl: error: "), proc.stderr  # no "training ..." line first
     assert "already holds 1 checkpoint" in proc.stderr and "Traceback" not in proc.stderr
     assert sorted(p.name for p in (tmp_path / "exp").iterdir()) == ["nn"]  # no config.yaml, summaries, lock
 
@@ -67,6 +68,21 @@ def test_a_folder_in_use_by_another_training_is_refused(tmp_path):
         assert not (tmp_path / "busy" / "config.yaml").exists()
     with RunLock(tmp_path / "busy"):  # released on exit (and by the OS when a process dies)
         pass
+
+
+def test_a_resume_from_an_older_checkpoint_says_which_files_it_replaces(tmp_path, caplog):
+    """Issue 18 item 11: resuming epoch 2 of a run that reached epoch 4 writes `last_r_ep_4...` again;
+    the earlier continuation's file is replaced, but not silently."""
+    common = ["num_envs=16", "sim_device=cpu", f"train_dir={tmp_path}", "experiment=r", "max_iterations=2",
+              "train.params.config.horizon_length=8", "train.params.config.num_minibatches=2"]
+    first = Trainer(load_config(common)).train()
+    second = Trainer(load_config(common + [f"checkpoint={first.checkpoint}"])).train()
+    caplog.set_level("WARNING", logger="dofbot_rl")
+    caplog.clear()
+    third = Trainer(load_config(common + [f"checkpoint={first.checkpoint}"])).train()
+    assert third.checkpoint == second.checkpoint  # the same name, epoch 4
+    replaced = [r.getMessage() for r in caplog.records if "replac" in r.getMessage()]
+    assert any(str(second.checkpoint) in m for m in replaced), caplog.text
 
 
 def test_concurrent_saves_of_one_name_never_collide(tmp_path):

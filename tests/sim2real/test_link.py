@@ -306,6 +306,20 @@ def test_idle_sockets_do_not_lock_out_a_client_with_the_token(start_server):
             s.close()
 
 
+def test_listen_backlog_is_raised(start_server):
+    """Issue 18.9: a burst of connections queues in the kernel instead of being dropped (the backlog was 16)."""
+    import shutil
+    import subprocess
+
+    if shutil.which("ss") is None:
+        pytest.skip("needs ss (Debian: iproute2) to read a listening socket's backlog")
+    server, _ = start_server()
+    port = server.address[1]
+    out = subprocess.run(["ss", "-ltnH", "sport = :%d" % port], capture_output=True, text=True, timeout=10).stdout
+    backlogs = [int(line.split()[2]) for line in out.splitlines() if line.startswith("LISTEN")]
+    assert backlogs and min(backlogs) >= 128, out
+
+
 def test_handshakes_from_many_sources_are_bounded(start_server):
     server, _ = start_server(max_handshakes=5, max_handshakes_per_source=100)
     socks = [socket.create_connection(server.address, timeout=2.0) for _ in range(12)]

@@ -35,7 +35,7 @@ examples:
 
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
-    for noisy in ("matplotlib", "PIL", "rl_games", "h5py"):
+    for noisy in ("matplotlib", "PIL", "rl_games", "h5py", "OpenGL"):  # OpenGL: INFO lines of a missing libOSMesa
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -82,6 +82,14 @@ def _train(cfg, rank) -> int:
 
     if not rank.is_main:  # rank 0 reports for the whole run
         logging.getLogger("dofbot_rl").setLevel(logging.WARNING)
+    else:  # what Trainer.train refuses, refused before the "training ..." line: the error is the only line
+        from dofbot_rl.rl.checkpoints import check_run_folder, validate_for_config
+        from dofbot_rl.tasks import TASKS
+
+        check_run_folder(Path(cfg.train_dir) / cfg.experiment, cfg.checkpoint)
+        if cfg.checkpoint:
+            task_cls = TASKS[cfg.task.name]
+            validate_for_config(cfg.checkpoint, cfg, task_cls.num_observations, task_cls.num_actions)
     ranks = f" x {rank.world_size} ranks" if rank.world_size > 1 else ""
     log.info("training %s: %d envs%s on %s, %d epochs -> %s/%s%s", cfg.task.name, cfg.num_envs, ranks, cfg.sim_device,
              cfg.max_iterations, cfg.train_dir, cfg.experiment, f" (resuming {cfg.checkpoint})" if cfg.checkpoint else "")

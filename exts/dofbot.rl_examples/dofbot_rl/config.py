@@ -16,6 +16,7 @@ import difflib
 import inspect
 import logging
 import math
+import os
 import re
 from dataclasses import MISSING as _NO_DEFAULT
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -471,7 +472,7 @@ def validate(cfg: DictConfig) -> None:
     need(0 <= cfg.seed < 2**32, f"seed must be in 0..{2**32 - 1}, got {cfg.seed}")
     need(env.episode_length > 1, f"task.env.episode_length must be > 1 control steps, got {env.episode_length}")
     need(env.control_frequency_inv >= 1, f"task.env.control_frequency_inv must be >= 1, got {env.control_frequency_inv}")
-    need(cfg.task.sim.dt > 0, f"task.sim.dt must be > 0 s, got {cfg.task.sim.dt}")
+    need(0 < cfg.task.sim.dt <= MAX_SIM_DT, f"task.sim.dt must be in (0, {MAX_SIM_DT}] s, got {cfg.task.sim.dt}")
     need(env.success_tolerance > 0, f"task.env.success_tolerance must be > 0 m, got {env.success_tolerance}")
     need(env.success_window_s > 0, f"task.env.success_window_s must be > 0 s, got {env.success_window_s}")
     need(env.clip_actions > 0 and env.clip_observations > 0, "task.env.clip_actions and clip_observations must be > 0")
@@ -490,6 +491,11 @@ def validate(cfg: DictConfig) -> None:
     problems += _section_problems(cfg)
     if problems:
         raise ConfigError("; ".join(problems))
+
+
+#: Largest physics step (s) accepted: the arm's simulation went unstable at 0.1 s (MuJoCo's
+#: "Nan, Inf or huge value in QPOS" warnings, written to MUJOCO_LOG.TXT in the working folder).
+MAX_SIM_DT = 0.05
 
 
 def _model_problems(model: str) -> List[str]:
@@ -521,6 +527,11 @@ def _ppo_problems(cfg) -> List[str]:
         value = ppo.get(key)
         if value is not None and (not isinstance(value, (int, float)) or not value > 0):
             problems.append(f"train.params.config.{key} must be > 0, got {value!r}")
+        elif key == "gamma" and value is not None and value > 1:  # the discount
+            problems.append(f"train.params.config.gamma must be in (0, 1], got {value!r}")
+    tau = ppo.get("tau")  # GAE lambda: 0 is TD(0), 1 Monte Carlo
+    if tau is not None and (not isinstance(tau, (int, float)) or isinstance(tau, bool) or not 0 <= tau <= 1):
+        problems.append(f"train.params.config.tau must be in [0, 1], got {tau!r}")
     if not problems and ppo.get("num_minibatches") and ppo.get("horizon_length"):
         batch = int(cfg.num_envs) * int(ppo.horizon_length)
         if batch % int(ppo.num_minibatches):
@@ -532,6 +543,7 @@ def _ppo_problems(cfg) -> List[str]:
 def _section_problems(cfg) -> List[str]:
     """The ``sim2real``, ``task.teleop``, ``export`` and ``bench`` sections."""
     from dofbot_rl.sim2real.client import validate_settings
+    from dofbot_rl.sim2real.protocol import read_token_file
     from dofbot_rl.teleop.model import TeleopBindings
 
     problems = []
@@ -544,8 +556,13 @@ def _section_problems(cfg) -> List[str]:
     if s2r.enabled and s2r.mode == "real2sim" and not cfg.teleop and cfg.num_envs < 2:
         problems.append("sim2real.mode=real2sim drives env 0 from the arm, so no episode of it is counted: "
                         "num_envs must be >= 2 (or teleop=True, which runs until Ctrl+C)")
-    if s2r.token_file and not Path(s2r.token_file).expanduser().is_file():
+    if s2r.token_file and not Path(s2r.token_file).expanduser().exists():
         problems.append(f"sim2real.token_file: no such file {s2r.token_file!r}")
+    elif s2r.token_file:  # read as the client will (a regular file, bounded), so no error waits for the link
+        try:
+            read_token_file(os.path.expanduser(s2r.token_file), allow_readable=True)
+        except ValueError as exc:
+            problems.append(f"sim2real.token_file: {exc}")
     try:
         TeleopBindings.from_config(cfg.task.teleop)
     except ValueError as exc:

@@ -40,7 +40,7 @@ import torch
 
 from dofbot_rl import robot
 from dofbot_rl.config import EXPORT_FORMATS
-from dofbot_rl.rl.checkpoints import CheckpointError, atomic_write, load_checkpoint, policy_shape
+from dofbot_rl.rl.checkpoints import CheckpointError, atomic_write, load_checkpoint, policy_shape, validate_for_config
 from dofbot_rl.rl.policy import DeterministicPolicy, PolicySpec, network_settings, spec_arrays, spec_from_checkpoint
 from dofbot_rl.errors import DofbotRlError
 
@@ -556,6 +556,11 @@ def main(args: Sequence[str]) -> int:
     formats = parse_formats(list(options.format))
     if options.verify and "onnx" in formats:
         require_export_extra("onnxruntime", "verify=True with format onnx")
+    if options.verify:  # the verifying player is built from cfg: refuse a network it cannot load before writing
+        from dofbot_rl.tasks import TASKS
+
+        task_cls = TASKS[cfg.task.name]
+        validate_for_config(checkpoint, cfg, task_cls.num_observations, task_cls.num_actions)
     result = export(checkpoint, formats, options.output or None, cfg)
     for path in list(result.files.values()) + [result.sidecar]:
         print(f"wrote {path}")

@@ -302,8 +302,15 @@ class Trainer:
 
     # -- checkpoints -----------------------------------------------------------------------
     def _save(self, filename: str) -> None:
-        """rl_games' ``algo.save(filename)`` (``filename`` without ``.pth``), atomically."""
-        path = atomic_save(self._algo.get_full_state_weights(), Path(filename + ".pth"))
+        """rl_games' ``algo.save(filename)`` (``filename`` without ``.pth``), atomically.
+
+        A file of that name that this run did not write (an earlier continuation of the run, when
+        a resume starts from an older checkpoint) is replaced with a warning that names it.
+        """
+        target = Path(filename + ".pth")
+        if target not in self.saved and target.exists():
+            log.warning("replacing %s: written before this run (it resumes %s)", target, self.cfg.checkpoint or "nothing")
+        path = atomic_save(self._algo.get_full_state_weights(), target)
         self._last_save = time.perf_counter()
         if path == self._rolling:
             self._rolling = None  # rl_games wrote this name itself: not ours to remove later
