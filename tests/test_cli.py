@@ -79,6 +79,16 @@ def test_bad_input_gives_one_error_line_and_writes_nothing(capsys, in_tmp, args,
     assert not (in_tmp / "runs").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "play"])
+def test_more_envs_than_memory_is_one_error_line(capsys, in_tmp, command):
+    """A num_envs the machine cannot hold ends in one line naming the cause, not torch's allocator traceback."""
+    code, out, err = run_cli(capsys, command, "num_envs=99999999999", "sim_device=cpu")
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and "Traceback" not in err, err
+    assert lines[-1].startswith("dofbot-rl: error: out of memory:") and "lower num_envs" in lines[-1], err
+    assert not (in_tmp / "runs").exists()  # nothing written
+
+
 def test_unusable_sim2real_token_files_are_one_line_at_load(capsys, in_tmp, monkeypatch):
     """issue 18 item 17 on the client side: a token file that exists but cannot be used is named at load
     (it was "no such file" for a FIFO or /dev/zero, and a ValueError traceback for an empty or a long one,
@@ -144,6 +154,30 @@ def test_train_refusals_are_one_line_on_the_real_console(in_tmp, tiny_run):
     assert proc.returncode == 2 and len(lines) == 1, proc.stderr
     assert lines[0].startswith("dofbot-rl: error: ") and "the config asks for [128, 128]" in lines[0]
     assert not (in_tmp / "runs").exists()
+
+
+_WARN_MID_RUN = """
+import logging, sys
+from dofbot_rl import cli
+from dofbot_rl.rl import trainer
+record = trainer.Trainer._record
+def _record(self, progress):
+    record(self, progress)
+    if progress.epoch == 2:
+        logging.getLogger("dofbot_rl.rl.trainer").warning("a warning while the bar shows")
+trainer.Trainer._record = _record
+sys.exit(cli.main(sys.argv[1:]))
+"""
+
+
+def test_log_lines_during_training_stand_apart_from_the_progress_bar(in_tmp):
+    """A warning logged while the bar is drawn starts its own line (it was glued to the bar's end:
+    "...env-steps/s]a warning ...")."""
+    proc = subprocess.run([sys.executable, "-c", _WARN_MID_RUN, "train", "num_envs=8", "max_iterations=3",
+                           "sim_device=cpu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    line = next(line for line in proc.stderr.split("\n") if "a warning while the bar shows" in line)
+    assert line.split("\r")[-1].startswith("a warning while the bar shows"), repr(line)
 
 
 def test_play_ends_with_the_machine_readable_line(capsys, tiny_run):

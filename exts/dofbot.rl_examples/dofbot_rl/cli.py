@@ -77,6 +77,7 @@ def cmd_train(args: Sequence[str]) -> int:
 
 def _train(cfg, rank) -> int:
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from dofbot_rl.rl.trainer import Trainer
 
@@ -118,7 +119,8 @@ def _train(cfg, rank) -> int:
 
     previous = signal.signal(signal.SIGINT, first_ctrl_c)
     try:
-        result = trainer.train()
+        with logging_redirect_tqdm():  # log lines above the bar, not glued to its end
+            result = trainer.train()
     except KeyboardInterrupt:
         log.info("aborted: checkpoints already written are in %s/nn", trainer.experiment_dir)
         return 130
@@ -143,6 +145,7 @@ def cmd_play(args: Sequence[str]) -> int:
     """Play a checkpoint (default: the newest of the experiment, else the shipped one) and report success;
     teleop=True drives env 0 from the keyboard until Ctrl+C."""
     from tqdm import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     from dofbot_rl.config import load_config
     from dofbot_rl.rl.checkpoints import validate_for_config
@@ -169,7 +172,7 @@ def cmd_play(args: Sequence[str]) -> int:
             bar.refresh()
 
     try:
-        with hooks:
+        with hooks, logging_redirect_tqdm():
             result = evaluate(cfg, checkpoint, on_step=hooks.on_step if hooks.active else None,
                               progress=None if cfg.teleop else progress, quiet=True, until_interrupted=bool(cfg.teleop))
     finally:
@@ -427,6 +430,21 @@ def main(argv: Sequence[str] = None) -> int:
     except USER_ERRORS as exc:
         print(f"dofbot-rl: error: {exc}", file=sys.stderr)
         return 2
+    except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
+        if not out_of_memory(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"dofbot-rl: error: out of memory: {first[:200]}; lower num_envs (or free the device)", file=sys.stderr)
+        return 2
+
+
+def out_of_memory(exc: BaseException) -> bool:
+    """True when ``exc`` is a failed allocation: ``MemoryError``, ``torch.OutOfMemoryError``
+    (CUDA), or the RuntimeError of torch's CPU allocator ("can't allocate memory")."""
+    if isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and ("can't allocate memory" in text or "out of memory" in text)
 
 
 if __name__ == "__main__":  # pragma: no cover
