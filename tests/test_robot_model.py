@@ -85,3 +85,28 @@ def test_servo_mapping_round_trip_and_reference_values():
         robot.sim_to_servo_deg([0.0] * 5)
     with pytest.raises(ValueError):
         robot.sim_to_servo_deg([float("nan")] * 6)
+
+
+def test_the_fingertip_marker_shows_outside_the_arm():
+    """The red fingertip marker (Kit scene, studio, GIFs: one radius) sits at the tip of link5 (a
+    capsule): it must be larger than the capsules around it, else the arm hides it (as the studio's
+    12 mm and the Kit scene's 10 mm markers in a 15 mm link did)."""
+    from dofbot_rl.scene import GOAL_RADIUS, TIP_RADIUS
+
+    assert GOAL_RADIUS > TIP_RADIUS  # a reached goal (see-through) shows the tip inside it
+
+    m = mujoco.MjModel.from_xml_path(str(robot_model_path("mjcf")))
+    d = mujoco.MjData(m)
+    rng = np.random.default_rng(2)
+    for q in [np.zeros(6), *rng.uniform(-1.2, 1.2, size=(5, 6))]:
+        d.qpos[:6] = q
+        mujoco.mj_kinematics(m, d)
+        tip = d.site_xpos[m.site("tip").id]
+        for g in range(m.ngeom):
+            if m.geom_type[g] != mujoco.mjtGeom.mjGEOM_CAPSULE:
+                continue
+            radius, half = m.geom_size[g][:2]
+            axis = d.geom_xmat[g].reshape(3, 3)[:, 2]
+            t = np.clip((tip - d.geom_xpos[g]) @ axis, -half, half)
+            inside = radius - np.linalg.norm(tip - d.geom_xpos[g] - t * axis)  # > 0: the tip is in the capsule
+            assert TIP_RADIUS > inside + 0.003, (m.geom(g).name, inside)

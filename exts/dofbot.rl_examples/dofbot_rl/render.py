@@ -18,7 +18,7 @@ from typing import List
 import numpy as np
 
 from dofbot_rl.mujoco_gl import GL_HELP, RenderError, import_mujoco
-from dofbot_rl.scene import GOAL_RGB, TIP_RGB
+from dofbot_rl.scene import GOAL_OPACITY, GOAL_RADIUS, GOAL_RGB, TIP_RADIUS, TIP_RGB
 
 __all__ = ["RenderError", "RolloutRecorder"]
 
@@ -92,8 +92,8 @@ class RolloutRecorder:
         self.data.qpos[: task.dof_pos.shape[1]] = task.dof_pos[i].detach().cpu().numpy()
         mujoco.mj_kinematics(self.model, self.data)
         self.renderer.update_scene(self.data, camera=self.camera)
-        self._marker(task.goal_pos_env[i].detach().cpu().numpy(), 0.025, GOAL_RGB + (0.6,))
-        self._marker(task.tip_pos_env[i].detach().cpu().numpy(), 0.022, TIP_RGB + (1.0,))
+        self._marker(task.goal_pos_env[i].detach().cpu().numpy(), GOAL_RADIUS, GOAL_RGB + (GOAL_OPACITY,))
+        self._marker(task.tip_pos_env[i].detach().cpu().numpy(), TIP_RADIUS, TIP_RGB + (1.0,))
         frame = self.renderer.render().copy()
         frame[(frame == 0).all(axis=-1)] = BACKGROUND_RGB  # nothing drawn there (no skybox): a light backdrop
         self.frames.append(frame)

@@ -30,11 +30,16 @@ MARKERS_PATH = ENV_ROOT + "/markers"
 MARKER_PROTOTYPES = ("goal", "tip")
 
 #: Marker colours (linear RGB, 0..1): a green goal and a red fingertip, in the Kit scene, the
-#: MuJoCo renderer's GIFs and the README alike.
+#: studio, the MuJoCo renderer's GIFs and the README alike.
 GOAL_RGB = (0.2, 0.9, 0.3)
 TIP_RGB = (0.95, 0.2, 0.15)
-#: Marker sphere radii in the Kit scene (m).
-GOAL_RADIUS, TIP_RADIUS = 0.015, 0.010
+#: Marker sphere radii (m), in every front-end: the fingertip's is larger than link5's 15 mm
+#: capsule (the tip lies on that capsule's axis; a smaller sphere hides inside the arm), the
+#: goal's larger still and drawn see-through (:data:`GOAL_OPACITY`) where the renderer can, so
+#: a reached goal shows the tip inside it.
+GOAL_RADIUS, TIP_RADIUS = 0.025, 0.022
+#: Opacity of the goal marker (0..1) where the renderer draws transparency (studio, GIFs).
+GOAL_OPACITY = 0.6
 
 
 def env_path(env_id: int) -> str:

@@ -19,8 +19,8 @@ import numpy as np
 
 from dofbot_rl.panel import PanelModel, PanelState
 from dofbot_rl.panel.settings import SIM2REAL_MODES
-from dofbot_rl.studio.scene import (GOAL_OPACITY, GOAL_RADIUS_M, GOAL_RGB, SELECTED_RGB, TIP_RADIUS_M, TIP_RGB,
-                                    RobotGeometry, sphere_mesh)
+from dofbot_rl.scene import GOAL_OPACITY, GOAL_RADIUS, TIP_RADIUS
+from dofbot_rl.studio.scene import GOAL_RGB, SELECTED_RGB, TIP_RGB, RobotGeometry, sphere_mesh
 from dofbot_rl.teleop.picking import DEFAULT_ENV_ROOT, DEFAULT_ROBOT_NAME
 
 log = logging.getLogger(__name__)
@@ -400,7 +400,7 @@ class Studio:
             self._halos.append(self.server.scene.add_batched_meshes_simple(
                 f"/selected/{geom.name}", geom.vertices * 1.35, geom.faces, ident[:1], zeros[:1], batched_colors=SELECTED_RGB,
                 opacity=0.45, lod="off", cast_shadow=False, receive_shadow=False, visible=False))
-        for name, rgb, radius, opacity in (("goal", GOAL_RGB, GOAL_RADIUS_M, GOAL_OPACITY), ("tip", TIP_RGB, TIP_RADIUS_M, None)):
+        for name, rgb, radius, opacity in (("goal", GOAL_RGB, GOAL_RADIUS, GOAL_OPACITY), ("tip", TIP_RGB, TIP_RADIUS, None)):
             vertices, faces = sphere_mesh(radius)
             self._markers[name] = self.server.scene.add_batched_meshes_simple(
                 f"/markers/{name}", vertices, faces, ident, zeros, batched_colors=rgb, opacity=opacity, lod="off",

@@ -14,18 +14,12 @@ from typing import List, Optional, Tuple
 import numpy as np
 
 from dofbot_rl import robot
+from dofbot_rl import scene as shared
 
-#: README colours: goal green, fingertip red (RGB 0..255).
-GOAL_RGB = (40, 200, 60)
-TIP_RGB = (230, 40, 40)
+#: The README's marker colours (dofbot_rl.scene), as viser takes them (RGB 0..255).
+GOAL_RGB, TIP_RGB = (tuple(round(255 * c) for c in rgb) for rgb in (shared.GOAL_RGB, shared.TIP_RGB))
 #: The selected robot's colour (every link).
 SELECTED_RGB = (255, 150, 0)
-#: Marker sphere radii (m), as in ``dofbot-rl play render=True``: the fingertip's is larger
-#: than link5's 15 mm capsule (its tip lies on that capsule's axis), the goal's is larger still
-#: (drawn see-through), so a reached goal shows the tip inside it.
-GOAL_RADIUS_M, TIP_RADIUS_M = 0.025, 0.022
-#: Opacity of the goal markers.
-GOAL_OPACITY = 0.6
 
 
 def quat_to_mat(q: np.ndarray) -> np.ndarray:
