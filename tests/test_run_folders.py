@@ -70,6 +70,18 @@ def test_a_folder_in_use_by_another_training_is_refused(tmp_path):
         pass
 
 
+def test_a_folder_in_use_is_the_only_line_on_the_console(tmp_path):
+    """A second `dofbot-rl train` into a folder another training holds prints the refusal alone
+    (it printed "training ..." first, and built the task, before the lock said no)."""
+    with RunLock(tmp_path / "busy"):
+        proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", f"train_dir={tmp_path}", "experiment=busy",
+                               "sim_device=cpu", "num_envs=8", "max_iterations=1"], capture_output=True, text=True,
+                              timeout=300)
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+    assert lines[0].startswith("dofbot-rl: error: ") and f"in use by another training (process {os.getpid()})" in lines[0]
+
+
 def test_a_resume_from_an_older_checkpoint_says_which_files_it_replaces(tmp_path, caplog):
     """Issue 18 item 11: resuming epoch 2 of a run that reached epoch 4 writes `last_r_ep_4...` again;
     the earlier continuation's file is replaced, but not silently."""

@@ -84,9 +84,10 @@ def _train(cfg, rank) -> int:
     if not rank.is_main:  # rank 0 reports for the whole run
         logging.getLogger("dofbot_rl").setLevel(logging.WARNING)
     else:  # what Trainer.train refuses, refused before the "training ..." line: the error is the only line
-        from dofbot_rl.rl.checkpoints import check_run_folder, validate_for_config
+        from dofbot_rl.rl.checkpoints import RunLock, check_run_folder, validate_for_config
         from dofbot_rl.tasks import TASKS
 
+        RunLock(Path(cfg.train_dir) / cfg.experiment).check_free()
         check_run_folder(Path(cfg.train_dir) / cfg.experiment, cfg.checkpoint)
         if cfg.checkpoint:
             task_cls = TASKS[cfg.task.name]

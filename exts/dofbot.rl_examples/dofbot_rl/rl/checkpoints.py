@@ -352,18 +352,38 @@ class RunLock:
         try:
             _lock_file(fh)
         except OSError:
-            fh.seek(0)
-            owner = fh.read().strip() or "?"
             fh.close()
-            raise RunFolderError(
-                f"{self.experiment_dir} is in use by another training (process {owner}): wait for it to end, "
-                "or choose another experiment=NAME") from None
+            raise self._in_use() from None
         fh.seek(0)
         fh.truncate()
         fh.write(str(os.getpid()))
         fh.flush()
         self._fh = fh
         return self
+
+    def check_free(self) -> None:
+        """Refuse now, writing nothing, when another training holds the folder (a caller that
+        reports before it builds anything; :meth:`__enter__` is what actually takes it).
+
+        Raises:
+            RunFolderError: as :meth:`__enter__` does.
+        """
+        if not self.path.is_file():
+            return
+        with open(self.path) as fh:
+            try:
+                _lock_file(fh)
+            except OSError:
+                raise self._in_use() from None
+            _unlock_file(fh)
+
+    def _in_use(self) -> RunFolderError:
+        try:
+            owner = self.path.read_text().strip() or "?"
+        except OSError:
+            owner = "?"
+        return RunFolderError(f"{self.experiment_dir} is in use by another training (process {owner}): wait for it "
+                              "to end, or choose another experiment=NAME")
 
     def __exit__(self, *exc) -> None:
         if self._fh is not None:

@@ -236,7 +236,8 @@ class Trainer:
 
         main = self.rank.is_main  # a multi_gpu run: rank 0 alone writes (rl_games saves on rank 0 alone too)
         if main:
-            check_run_folder(self.experiment_dir, self.cfg.checkpoint)  # before anything is built or written
+            RunLock(self.experiment_dir).check_free()  # before anything is built or written
+            check_run_folder(self.experiment_dir, self.cfg.checkpoint)
         seed_everything(self.cfg.seed, self.cfg.torch_deterministic)
         share_cpu_with_physics(self.cfg)
         task = self._make_task()
