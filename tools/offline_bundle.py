@@ -13,7 +13,8 @@ Python that already holds a CUDA torch)::
     bash bundle/install.sh /path/to/dofbot-rl   # the clone (configs, data) is carried too
 
 torch is left out by default (clusters bring their own CUDA build; ``--with-torch`` adds
-it, several GB). The largest wheel is warp-lang (~150 MB); transfer tools with a size cap
+it, several GB); ``--skip numpy,tensorboard,...`` leaves out what the target's image already
+holds (and what only they need). The largest wheel is warp-lang (~150 MB); transfer tools with a size cap
 per file can use ``--split-mb N`` to cut wheels into parts that ``install.sh`` joins.
 """
 
@@ -36,7 +37,7 @@ for first in "$here"/*.part000; do          # re-join split wheels
   [ -e "$first" ] || break
   whl="${first%.part000}"; cat "$whl".part* > "$whl" && rm "$whl".part*
 done
-python3 -m pip install --no-index --find-links "$here" {extras}
+python3 -m pip install --no-index --find-links "$here" {nodeps}{extras}
 python3 -m pip install --no-index --no-deps --no-build-isolation -e "$clone"
 python3 -c "import dofbot_rl, mujoco_warp, warp; print('dofbot-rl offline install ok, warp', warp.__version__)"
 """
@@ -71,7 +72,7 @@ def closure(requirements, skip=("torch",)):
     return sorted(pinned.values())
 
 
-def build(out: Path, python: str, platforms, with_torch: bool, split_mb: int) -> None:
+def build(out: Path, python: str, platforms, with_torch: bool, split_mb: int, skip=()) -> None:
     """Download pinned wheels for the target into ``out`` and write ``install.sh``.
 
     Pure-Python packages published only as source (antlr4-python3-runtime 4.9.3, which
@@ -81,7 +82,8 @@ def build(out: Path, python: str, platforms, with_torch: bool, split_mb: int) ->
         subprocess.CalledProcessError: if pip can neither download nor build a wheel.
     """
     out.mkdir(parents=True, exist_ok=True)
-    pins = closure(REQUIREMENTS + (["torch"] if with_torch else []), skip=() if with_torch else ("torch",))
+    skip = tuple(name.lower().replace("_", "-") for name in skip)
+    pins = closure(REQUIREMENTS + (["torch"] if with_torch else []), skip=skip + (() if with_torch else ("torch",)))
     plat = [a for p in platforms for a in ("--platform", p)]
     pip = [sys.executable, "-m", "pip"]
     for pin in pins:
@@ -97,12 +99,16 @@ def build(out: Path, python: str, platforms, with_torch: bool, split_mb: int) ->
                 for i in range(0, len(data), limit):
                     Path(f"{whl}.part{i // limit:03d}").write_bytes(data[i:i + limit])
                 whl.unlink()
-    (out / "install.sh").write_text(INSTALL_SH.replace("{extras}", " ".join(f'"{p}"' for p in pins)))
+    # With --skip the target's own versions stand in for the skipped packages, whatever pins
+    # their dependents' metadata sets (rl-games 1.6.5 asks for psutil < 6): install exactly the
+    # closure, which this environment resolved and tested.
+    (out / "install.sh").write_text(INSTALL_SH.replace("{extras}", " ".join(f'"{p}"' for p in pins))
+                                    .replace("{nodeps}", "--no-deps " if skip else ""))
     print(f"bundle written to {out} ({len(pins)} packages): copy it to the cluster and run `bash {out.name}/install.sh /path/to/dofbot-rl`")
 
 
 def main(argv=None) -> int:
-    """Command line: ``build OUT [--python 3.12] [--platform P ...] [--with-torch] [--split-mb N]``."""
+    """Command line: ``build OUT [--python 3.12] [--platform P ...] [--with-torch] [--split-mb N] [--skip A,B]``."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     b = sub.add_parser("build", help="download wheels for the target into a folder")
@@ -112,9 +118,12 @@ def main(argv=None) -> int:
                    help="pip platform tag(s) of the target (default: manylinux 2_17 .. 2_34 x86_64)")
     b.add_argument("--with-torch", action="store_true", help="include torch (a multi-GB CUDA build)")
     b.add_argument("--split-mb", type=int, default=0, help="split wheels larger than this many MiB")
+    b.add_argument("--skip", action="append", default=[],
+                   help="comma-separated packages the target already has (left out, with what only they need)")
     args = parser.parse_args(argv)
     platforms = args.platform or [f"manylinux_2_{n}_x86_64" for n in (17, 24, 27, 28, 31, 34)] + ["manylinux2014_x86_64"]
-    build(args.out, args.python, platforms, args.with_torch, args.split_mb)
+    skip = [name.strip() for arg in args.skip for name in arg.split(",") if name.strip()]
+    build(args.out, args.python, platforms, args.with_torch, args.split_mb, skip)
     return 0
 
 
