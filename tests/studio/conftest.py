@@ -91,3 +91,16 @@ def studio(tmp_path):
         assert s.stop() == 0, "".join(s.log)
 
 
+@pytest.fixture
+def live_studio(tmp_path):
+    """A Studio over a 2-robot CPU PanelModel, in this process, serving on 127.0.0.1 (no browser)."""
+    from dofbot_rl.panel import DictStore, PanelModel
+    from dofbot_rl.studio.app import Studio
+    from dofbot_rl.studio.serve import start_server
+
+    model = PanelModel(DictStore({"train_dir": str(tmp_path / "runs"), "num_envs": 2}), base_overrides=["sim_device=cpu"])
+    server, gate = start_server("127.0.0.1", 0)
+    yield Studio(model, server)
+    model.shutdown()
+    gate.stop()
+    server.stop()
