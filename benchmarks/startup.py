@@ -143,6 +143,7 @@ def _run(args, variant, profile=None):
            **{k: round(v["t"], 3) for k, v in stamps.items()}}
     if "t90" in stamps:
         out["epoch_at_90"] = stamps["t90"].get("epoch")
+    out["cli_line"] = next((ln for ln in r.stderr.replace("\r", "\n").splitlines() if ln.startswith("start-up: ")), None)
     if r.returncode:
         out["stderr_tail"] = r.stderr.strip().splitlines()[-8:]
     return out

@@ -3,7 +3,10 @@
 import json
 import math
 import os
+import re
 import shutil
+import subprocess
+import sys
 import threading
 import time
 
@@ -87,3 +90,25 @@ def test_default_cpu_training_reaches_goals(tmp_path):
     played = evaluate(cfg, result.checkpoint, episodes=128)
     assert played.success_rate >= 0.5, played.summary_line()
     assert played.goals_per_episode >= 5.0, played.summary_line()
+
+
+def test_start_up_is_reported_stage_by_stage(tmp_path):
+    """Issue 17: start-up is reported apart from training: the seconds to import rl_games, build the
+    task and the agent, and the first epoch; `dofbot-rl train` prints them as one line before its bar."""
+    from dofbot_rl.rl.trainer import process_age_s
+
+    age = process_age_s()
+    assert age is not None and 0 < age < 24 * 3600  # this test process, on Linux
+    cfg = load_config(["num_envs=8", "max_iterations=2", f"train_dir={tmp_path}", "experiment=s", "sim_device=cpu"])
+    trainer = Trainer(cfg)
+    trainer.train()
+    s = trainer.startup
+    assert list(s) == ["process", "rl_games", "task", "agent", "first_epoch"]
+    assert s["process"] >= age and 0 <= s["rl_games"] <= s["task"] <= s["agent"] <= s["first_epoch"]
+    proc = subprocess.run([sys.executable, "-m", "dofbot_rl.cli", "train", "num_envs=8", "max_iterations=2",
+                           f"train_dir={tmp_path}", "experiment=cli", "sim_device=cpu"], capture_output=True, text=True,
+                          timeout=300)
+    lines = [line for line in proc.stderr.replace("\r", "\n").splitlines() if line.startswith("start-up: ")]
+    assert proc.returncode == 0 and len(lines) == 1, proc.stderr
+    assert re.fullmatch(r"start-up: [0-9.]+ s before train\(\), rl_games import [0-9.]+ s, task [0-9.]+ s, "
+                        r"agent [0-9.]+ s, first epoch [0-9.]+ s", lines[0]), lines[0]

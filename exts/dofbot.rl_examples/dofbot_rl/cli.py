@@ -79,7 +79,7 @@ def _train(cfg, rank) -> int:
     from tqdm import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from dofbot_rl.rl.trainer import Trainer
+    from dofbot_rl.rl.trainer import Trainer, startup_line
 
     if not rank.is_main:  # rank 0 reports for the whole run
         logging.getLogger("dofbot_rl").setLevel(logging.WARNING)
@@ -101,6 +101,7 @@ def _train(cfg, rank) -> int:
     def on_progress(p):
         nonlocal bar
         if bar is None:
+            log.info("start-up: %s", startup_line(trainer.startup))  # apart from the training figures
             bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True)
         for key in ("mean_reward", "goals_per_episode", "success_rate"):
             value = getattr(p, key)

@@ -22,7 +22,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 import torch
 from rl_games.common.algo_observer import AlgoObserver
@@ -87,6 +87,7 @@ class _Observer(AlgoObserver):
 
     def after_init(self, algo):
         self.algo = self.trainer._algo = algo
+        self.trainer._mark("agent")
         self._last_time = time.perf_counter()
         algo.save = self.trainer._save  # every rl_games save: atomic, unique temp file, recorded as this run's
         if self.trainer._resume_state is not None:
@@ -183,6 +184,13 @@ class Trainer:
         self._last_save = time.perf_counter()
         self._progress_file = None
         self.experiment_dir = Path(cfg.train_dir) / cfg.experiment
+        #: Start-up of the last :meth:`train`, seconds from its call to the end of each stage:
+        #: ``rl_games`` (its runner imported), ``task`` (built), ``agent`` (rl_games' agent built),
+        #: ``first_epoch`` (ended); ``process`` is the process's age (s) at the call, where the
+        #: system tells it (Linux). Complete when ``on_progress`` sees the first epoch
+        #: (:func:`startup_line` words it; the CLI logs it).
+        self.startup: Dict[str, float] = {}
+        self._t_call = time.perf_counter()
 
     # -- control ---------------------------------------------------------------------------
     def stop(self) -> None:
@@ -232,8 +240,11 @@ class Trainer:
                 from one of them (nothing is written then).
             dofbot_rl.tasks.NonFiniteActionError / dofbot_rl.physics.PhysicsError: if training diverges.
         """
+        self._t_call, age = time.perf_counter(), process_age_s()
+        self.startup = {} if age is None else {"process": age}
         from rl_games.torch_runner import Runner
 
+        self._mark("rl_games")
         main = self.rank.is_main  # a multi_gpu run: rank 0 alone writes (rl_games saves on rank 0 alone too)
         if main:
             RunLock(self.experiment_dir).check_free()  # before anything is built or written
@@ -241,6 +252,7 @@ class Trainer:
         seed_everything(self.cfg.seed, self.cfg.torch_deterministic)
         share_cpu_with_physics(self.cfg)
         task = self._make_task()
+        self._mark("task")
         start_epoch = 0
         if self.cfg.checkpoint:
             self._resume_state = validate_for_config(self.cfg.checkpoint, self.cfg, task.num_observations,
@@ -351,7 +363,12 @@ class Trainer:
             previous.unlink(missing_ok=True)
 
     # -- progress --------------------------------------------------------------------------
+    def _mark(self, stage: str) -> None:
+        """Note the end of a start-up stage in :attr:`startup` (the first time only)."""
+        self.startup.setdefault(stage, time.perf_counter() - self._t_call)
+
     def _record(self, progress: Progress) -> None:
+        self._mark("first_epoch")
         self.history.append(progress)
         if self._progress_file is not None:  # one line per epoch, on disk at once (a killed run keeps its rows)
             row = {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(progress).items()}
@@ -366,6 +383,34 @@ class Trainer:
 
             result.curve = plot_learning_curve(self.experiment_dir / "progress.jsonl",
                                                self.experiment_dir / "learning_curve.png", title=self.cfg.experiment)
+
+
+def process_age_s() -> Optional[float]:
+    """Seconds since this process started (Linux: ``/proc``, 10 ms resolution), else None."""
+    import os
+
+    try:
+        with open("/proc/self/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open("/proc/uptime") as f:
+            uptime = float(f.read().split()[0])
+        return max(0.0, uptime - int(fields[19]) / os.sysconf("SC_CLK_TCK"))  # field 22: starttime
+    except (OSError, ValueError, IndexError, AttributeError):
+        return None
+
+
+def startup_line(startup: Dict[str, float]) -> str:
+    """The stages of :attr:`Trainer.startup` as one line of durations (s), e.g.
+    ``"1.1 s before train(), rl_games import 1.4 s, task 0.0 s, agent 0.0 s, first epoch 0.3 s"``."""
+    parts, last = [], 0.0
+    if "process" in startup:
+        parts.append(f"{startup['process']:.1f} s before train()")
+    for stage, label in (("rl_games", "rl_games import"), ("task", "task"), ("agent", "agent"),
+                         ("first_epoch", "first epoch")):
+        if stage in startup:
+            parts.append(f"{label} {startup[stage] - last:.1f} s")
+            last = startup[stage]
+    return ", ".join(parts)
 
 
 def resumed_elapsed_s(checkpoint, epoch) -> float:
