@@ -10,9 +10,9 @@ wall clock, relative to the spawn:
     interpreter   the child's first line ran (Python itself, site-packages)
     cli           dofbot_rl.cli imported
     train         Trainer.train() entered (config composed, run folder checked)
-    rl_games      rl_games' runner imported (it pulls torch._dynamo)
-    task          the task built (physics backend, CUDA context, model on the device)
-    agent         rl_games' agent built (networks, buffers, TensorBoard writer)
+    rl_games      rl_games' runner imported (it pulls torch._dynamo)    } from Trainer.startup,
+    task          the task built (physics backend, CUDA context, graphs) } which `dofbot-rl train`
+    agent         rl_games' agent built (networks, TensorBoard writer)   } also prints
     rollout1      the first rollout ended (the step graph and rollout graphs captured)
     epoch1..3     epoch ends; ``t90`` the first epoch at >= 90 % success
 
@@ -72,31 +72,15 @@ def _child(t0, variant, argv):
 
         threading.Thread(target=rlg, daemon=True).start()
     from dofbot_rl import cli
-    from dofbot_rl import tasks
     from dofbot_rl.rl import trainer as trainer_mod
     from dofbot_rl.rl import vecenv
 
     stamp("cli")
-
-    def once(name, fn):
-        seen = []
-
-        def wrapped(*a, **k):
-            out = fn(*a, **k)
-            if not seen:
-                seen.append(1)
-                stamp(name)
-            return out
-
-        return wrapped
-
-    make_task = tasks.make_task
-    tasks.make_task = once("task", make_task)
-    seed = trainer_mod.seed_everything
-    trainer_mod.seed_everything = once("rl_games", seed)  # called right after rl_games' runner import
     train = trainer_mod.Trainer.train
+    called = {}
 
     def _train(self):
+        called["t"] = time.time()
         stamp("train")
         return train(self)
 
@@ -106,6 +90,11 @@ def _child(t0, variant, argv):
 
     def _record(self, progress):
         epochs.append(progress.success_rate)
+        if len(epochs) == 1:  # the trainer's own start-up stages (s after train() was called)
+            for name in ("rl_games", "task", "agent"):
+                if name in self.startup:
+                    print("STAMP " + json.dumps(dict(name=name, t=called["t"] + self.startup[name] - t0)),
+                          file=sys.__stdout__, flush=True)
         sr = progress.success_rate
         if len(epochs) <= 3:
             stamp("epoch%d" % len(epochs))
@@ -116,11 +105,18 @@ def _child(t0, variant, argv):
     trainer_mod.Trainer._record = _record
     make_class = vecenv.host_sync_free_agent_class
 
-    def _class():
+    def _class():  # the first rollout's end (its CUDA graphs captured) splits the first epoch
         cls = make_class()
-        init, play = cls.__init__, cls.play_steps
-        cls.__init__ = once("agent", init)
-        cls.play_steps = once("rollout1", play)
+        play, seen = cls.play_steps, []
+
+        def play_steps(self):
+            out = play(self)
+            if not seen:
+                seen.append(1)
+                stamp("rollout1")
+            return out
+
+        cls.play_steps = play_steps
         return cls
 
     vecenv.host_sync_free_agent_class = _class  # dofbot_rl.rl.distributed looks it up at call time
@@ -143,7 +139,6 @@ def _run(args, variant, profile=None):
            **{k: round(v["t"], 3) for k, v in stamps.items()}}
     if "t90" in stamps:
         out["epoch_at_90"] = stamps["t90"].get("epoch")
-    out["cli_line"] = next((ln for ln in r.stderr.replace("\r", "\n").splitlines() if ln.startswith("start-up: ")), None)
     if r.returncode:
         out["stderr_tail"] = r.stderr.strip().splitlines()[-8:]
     return out
