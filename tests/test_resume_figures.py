@@ -30,6 +30,9 @@ def test_first_resumed_epoch_counts_only_its_own_env_steps():
         def _save(self, filename):
             raise AssertionError("no save in this test")
 
+        def _mark(self, stage):  # Trainer's start-up stages: not measured here
+            pass
+
     observer = _Observer(Owner())
     observer.after_init(Algo())
     assert observer._last_frame == 5_000_000  # was 0: the first epoch reported ~9M env-steps/s
