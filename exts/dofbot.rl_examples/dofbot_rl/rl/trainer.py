@@ -18,6 +18,7 @@ import io
 import json
 import logging
 import math
+import os
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -387,8 +388,6 @@ class Trainer:
 
 def process_age_s() -> Optional[float]:
     """Seconds since this process started (Linux: ``/proc``, 10 ms resolution), else None."""
-    import os
-
     try:
         with open("/proc/self/stat") as f:
             fields = f.read().rsplit(")", 1)[1].split()
