@@ -83,18 +83,6 @@ def _train(cfg, rank) -> int:
 
     if not rank.is_main:  # rank 0 reports for the whole run
         logging.getLogger("dofbot_rl").setLevel(logging.WARNING)
-    else:  # what Trainer.train refuses, refused before the "training ..." line: the error is the only line
-        from dofbot_rl.rl.checkpoints import RunLock, check_run_folder, validate_for_config
-        from dofbot_rl.tasks import TASKS
-
-        RunLock(Path(cfg.train_dir) / cfg.experiment).check_free()
-        check_run_folder(Path(cfg.train_dir) / cfg.experiment, cfg.checkpoint)
-        if cfg.checkpoint:
-            task_cls = TASKS[cfg.task.name]
-            validate_for_config(cfg.checkpoint, cfg, task_cls.num_observations, task_cls.num_actions)
-    ranks = f" x {rank.world_size} ranks" if rank.world_size > 1 else ""
-    log.info("training %s: %d envs%s on %s, %d epochs -> %s/%s%s", cfg.task.name, cfg.num_envs, ranks, cfg.sim_device,
-             cfg.max_iterations, cfg.train_dir, cfg.experiment, f" (resuming {cfg.checkpoint})" if cfg.checkpoint else "")
     bar = None  # made at the first epoch (rank 0 only): a checkpoint refused before training leaves one error line
     last = {}
 
@@ -113,6 +101,10 @@ def _train(cfg, rank) -> int:
         bar.refresh()
 
     trainer = Trainer(cfg, on_progress=on_progress, quiet=True, rank=rank)
+    trainer.preflight()  # what training would refuse, refused before the "training ..." line: the error is the only line
+    ranks = f" x {rank.world_size} ranks" if rank.world_size > 1 else ""
+    log.info("training %s: %d envs%s on %s, %d epochs -> %s/%s%s", cfg.task.name, cfg.num_envs, ranks, cfg.sim_device,
+             cfg.max_iterations, cfg.train_dir, cfg.experiment, f" (resuming {cfg.checkpoint})" if cfg.checkpoint else "")
 
     def first_ctrl_c(signum, frame):  # stop cleanly: rl_games ends the epoch and writes a checkpoint
         log.info("\nCtrl+C: stopping after this epoch and writing a checkpoint (Ctrl+C again aborts)")

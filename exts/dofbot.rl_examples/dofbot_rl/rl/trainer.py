@@ -227,6 +227,25 @@ class Trainer:
             self._task = make_task(self.cfg)
         return self._task
 
+    def preflight(self) -> None:
+        """Refuse what :meth:`train` would refuse, before anything is built or written: the
+        experiment folder in use by another training or holding another run's checkpoints
+        (rank 0, which writes), a checkpoint to resume that does not fit the config. The
+        checkpoint is loaded once: :meth:`train` resumes from what this validated.
+
+        Raises:
+            dofbot_rl.rl.checkpoints.RunFolderError / CheckpointError: as :meth:`train`.
+        """
+        if self.rank.is_main:
+            RunLock(self.experiment_dir).check_free()
+            check_run_folder(self.experiment_dir, self.cfg.checkpoint)
+        if self.cfg.checkpoint and self._resume_state is None:
+            from dofbot_rl.tasks import TASKS
+
+            sizes = self._task if self._task is not None else TASKS[self.cfg.task.name]
+            self._resume_state = validate_for_config(self.cfg.checkpoint, self.cfg, sizes.num_observations,
+                                                     sizes.num_actions)
+
     def train(self) -> TrainResult:
         """Run PPO for ``max_iterations`` epochs or until :meth:`stop`; blocks.
 
@@ -247,17 +266,13 @@ class Trainer:
 
         self._mark("rl_games")
         main = self.rank.is_main  # a multi_gpu run: rank 0 alone writes (rl_games saves on rank 0 alone too)
-        if main:
-            RunLock(self.experiment_dir).check_free()  # before anything is built or written
-            check_run_folder(self.experiment_dir, self.cfg.checkpoint)
+        self.preflight()  # before anything is built or written
         seed_everything(self.cfg.seed, self.cfg.torch_deterministic)
         share_cpu_with_physics(self.cfg)
         task = self._make_task()
         self._mark("task")
         start_epoch = 0
         if self.cfg.checkpoint:
-            self._resume_state = validate_for_config(self.cfg.checkpoint, self.cfg, task.num_observations,
-                                                     task.num_actions)
             self._elapsed_before = resumed_elapsed_s(self.cfg.checkpoint, self._resume_state.get("epoch"))
             start_epoch = int(self._resume_state.get("epoch", 0) or 0)
         params = self.rl_games_params(start_epoch)
