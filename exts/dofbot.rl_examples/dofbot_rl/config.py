@@ -16,7 +16,6 @@ import difflib
 import inspect
 import logging
 import math
-import os
 import re
 from dataclasses import MISSING as _NO_DEFAULT
 from dataclasses import dataclass, field, fields, is_dataclass
@@ -560,7 +559,7 @@ def _section_problems(cfg) -> List[str]:
         problems.append(f"sim2real.token_file: no such file {s2r.token_file!r}")
     elif s2r.token_file:  # read as the client will (a regular file, bounded), so no error waits for the link
         try:
-            read_token_file(os.path.expanduser(s2r.token_file), allow_readable=True)
+            read_token_file(s2r.token_file, allow_readable=True)
         except ValueError as exc:
             problems.append(f"sim2real.token_file: {exc}")
     try:

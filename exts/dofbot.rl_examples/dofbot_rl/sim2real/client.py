@@ -26,7 +26,6 @@ the client sends goals instead, and the server's policy moves the arm::
 import collections
 import logging
 import math
-import os
 import select
 import socket
 import threading
@@ -256,7 +255,7 @@ class Sim2RealClient(object):
         """
         get = cfg.get if hasattr(cfg, "get") else lambda key, default: getattr(cfg, key, default)
         token_file = get("token_file", None)
-        token = P.read_token_file(os.path.expanduser(token_file), allow_readable=True) if token_file else None
+        token = P.read_token_file(token_file, allow_readable=True) if token_file else None
         return cls(host=get("host", "127.0.0.1"), port=get("port", P.DEFAULT_PORT), protocol=get("protocol", "v1"),
                    token=token, fail_quietly=get("fail_quietly", False), rate_hz=get("rate_hz", 60.0),
                    mode=get("mode", "sim2real"), heartbeat_ms=get("heartbeat_ms", 200),

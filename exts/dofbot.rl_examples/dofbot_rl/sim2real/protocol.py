@@ -615,14 +615,16 @@ MAX_TOKEN_FILE_BYTES = 4096
 def read_token_file(path, allow_readable=False):
     """Read a shared token: the file's bytes with surrounding whitespace stripped.
 
-    The file is opened without blocking and must be a regular file (a FIFO, a device
-    or a directory is refused, never waited on), at most :data:`MAX_TOKEN_FILE_BYTES`
-    long, and (on POSIX) not readable by group or others unless ``allow_readable``.
+    ``~`` in ``path`` is expanded. The file is opened without blocking and must be a regular
+    file (a FIFO, a device or a directory is refused, never waited on), at most
+    :data:`MAX_TOKEN_FILE_BYTES` long, and (on POSIX) not readable by group or others unless
+    ``allow_readable``.
 
     Raises:
         ValueError: the file cannot be read, is not a regular file, is too long, holds
             no token, or is readable by other users (each named, one line).
     """
+    path = os.path.expanduser(path)
     try:
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0))
     except OSError as exc:
