@@ -1,6 +1,6 @@
 """Where the start-up of `dofbot-rl train` goes, as a user sees it: a fresh process, wall clock.
 
-    python benchmarks/startup.py OUT [--runs=3] [--num_envs=8192] [--epochs=22] [--variants=plain,prewarm,prewarm_warp,rlg_thread]
+    python benchmarks/startup.py OUT [--runs=3] [--num_envs=8192] [--epochs=22] [--variants=plain,rlg_stock,gc_on]
                                      [--profile] [overrides...]
 
 Each run spawns ``dofbot-rl train`` in a fresh interpreter (after one unreported warm-up run
@@ -17,11 +17,13 @@ wall clock, relative to the spawn:
     epoch1..3     epoch ends; ``t90`` the first epoch at >= 90 % success
 
 ``--profile`` adds one cProfile run (OUT/startup.prof and its top entries in the report).
-Variants (experiments for the start-up target of issue 17): ``plain``; ``prewarm`` creates the
-CUDA context through torch and imports the physics backend on a thread before the CLI runs;
-``prewarm_warp`` the same with the context created by ``warp.init()`` (ctypes calls release the
-GIL, so the context creation can overlap the imports on the main thread); ``rlg_thread`` imports
-rl_games on a thread while the main thread builds the task (GPU work that releases the GIL).
+Variants: ``plain``; ``rlg_stock`` imports rl_games' runner the stock way first (its test
+network's ``@torch.compile`` imports torch's Inductor, which ``dofbot_rl.rl.rlg_compat.runner_class``
+defers), to measure that deferral in the same call; ``gc_on`` keeps Python's cyclic garbage
+collector running through start-up (``dofbot-rl train`` pauses it until the first epoch). Three overlap experiments were measured
+on an H200 on 2026-12-01 and dropped, none gaining anything (docs/benchmarks.md): creating the
+CUDA context on a thread through torch or through ``warp.init()`` while the CLI imports, and
+importing rl_games on a thread while the task builds. Start-up is Python holding the GIL.
 Writes OUT/startup.json and prints a table.
 """
 
@@ -44,33 +46,15 @@ def _child(t0, variant, argv):
         print("STAMP " + json.dumps(dict(name=name, t=time.time() - t0, **extra)), file=sys.__stdout__, flush=True)
 
     stamp("interpreter", python_s=t_start - t0)
-    if variant in ("prewarm", "prewarm_warp"):
-        import threading
+    import gc
 
-        def warm():
-            if variant == "prewarm":  # torch creates the context (does its init let go of the GIL?)
-                import torch
+    if variant == "gc_on":  # the collector left on through start-up
+        gc.disable = lambda: None
+    gc.disable()  # as `dofbot-rl train` does before its imports (cmd_train), which this child makes first
+    if variant == "rlg_stock":
+        import rl_games.torch_runner  # noqa: F401
 
-                torch.cuda.init()
-            else:  # warp creates the primary context through ctypes, which lets go of the GIL
-                import warp
-
-                warp.init()
-            stamp("prewarm_cuda")
-            import mujoco_warp  # noqa: F401
-
-            stamp("prewarm_backend")
-
-        threading.Thread(target=warm, daemon=True).start()
-    elif variant == "rlg_thread":
-        import threading
-
-        def rlg():
-            import rl_games.torch_runner  # noqa: F401
-
-            stamp("rlg_thread_done")
-
-        threading.Thread(target=rlg, daemon=True).start()
+        stamp("rlg_stock")
     from dofbot_rl import cli
     from dofbot_rl.rl import trainer as trainer_mod
     from dofbot_rl.rl import vecenv

@@ -1,5 +1,6 @@
 """The `dofbot-rl` command: summary lines and one clear error line for bad input, nothing half-written."""
 
+import gc
 import os
 import re
 import socket
@@ -73,6 +74,7 @@ def in_tmp(tmp_path, monkeypatch):
 def test_bad_input_gives_one_error_line_and_writes_nothing(capsys, in_tmp, args, message):
     code, out, err = run_cli(capsys, *args)
     assert code == 2
+    assert gc.isenabled()  # train's start-up pause of the collector ends on every path
     lines = [line for line in err.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("dofbot-rl: error:") and message in lines[0], err
     assert "Traceback" not in err
@@ -178,6 +180,36 @@ def test_log_lines_during_training_stand_apart_from_the_progress_bar(in_tmp):
     assert proc.returncode == 0, proc.stderr
     line = next(line for line in proc.stderr.split("\n") if "a warning while the bar shows" in line)
     assert line.split("\r")[-1].startswith("a warning while the bar shows"), repr(line)
+
+
+_GC_STATES = """
+import gc, sys
+from dofbot_rl import cli
+from dofbot_rl.rl import trainer
+seen = []
+train, record = trainer.Trainer.train, trainer.Trainer._record
+def _train(self):
+    seen.append(("train", gc.isenabled()))
+    return train(self)
+def _record(self, progress):
+    seen.append(("before epoch %d" % progress.epoch, gc.isenabled()))
+    record(self, progress)  # calls the CLI's on_progress
+    seen.append(("after epoch %d" % progress.epoch, gc.isenabled()))
+trainer.Trainer.train, trainer.Trainer._record = _train, _record
+code = cli.main(sys.argv[1:])
+print(code, seen, gc.isenabled(), gc.get_freeze_count() > 0)
+"""
+
+
+def test_the_garbage_collector_pauses_through_start_up_and_runs_from_the_first_epoch(in_tmp):
+    """`train` pauses Python's cyclic collector while it imports and builds (start-up, issue 17) and
+    freezes what start-up made at the first epoch; training runs with the collector on."""
+    proc = subprocess.run([sys.executable, "-c", _GC_STATES, "train", "num_envs=8", "max_iterations=2",
+                           "sim_device=cpu"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1] == (
+        "0 [('train', False), ('before epoch 1', False), ('after epoch 1', True), ('before epoch 2', True), "
+        "('after epoch 2', True)] True True"), proc.stdout
 
 
 def test_play_ends_with_the_machine_readable_line(capsys, tiny_run):

@@ -156,7 +156,7 @@ def test_cuda_rollout_graphs_store_what_the_policy_computes(tmp_path):
             return
         agent = trainer._algo
         graphs = agent._graphs
-        assert graphs is not None and not graphs.eager and graphs._policy is not None and graphs._post is not None
+        assert graphs is not None and not graphs.eager and set(graphs.graphs) == {"policy", "post", "returns"}
         batch = agent.play_steps()  # every step replayed (an episode ends inside it)
         buf = agent.experience_buffer.tensor_dict
         agent.model.eval()

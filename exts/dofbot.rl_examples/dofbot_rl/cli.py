@@ -8,6 +8,7 @@ Errors a user can fix (bad override, missing checkpoint, wrong shapes...) end in
 line ``dofbot-rl: error: ...`` and exit status 2; nothing is written before the input is checked.
 """
 
+import gc
 import logging
 import math
 import signal
@@ -60,19 +61,41 @@ def _with_checkpoint(cfg, checkpoint):
 def cmd_train(args: Sequence[str]) -> int:
     """Train PPO (resume with checkpoint=PATH or checkpoint=last); ends with the checkpoint path, the
     learning curve and a summary line. multi_gpu=True under torchrun: one rank of a several-process run."""
-    from dofbot_rl.config import load_config
-    from dofbot_rl.rl import distributed
-    from dofbot_rl.rl.play import resolve_checkpoint
-
-    cfg = load_config(list(args), command="train")
-    if cfg.test:
-        return cmd_play(args)
-    cfg = _with_checkpoint(cfg, resolve_checkpoint(cfg, required=False))
-    cfg, rank = distributed.setup(cfg)  # multi_gpu=True: this torchrun rank's device, seed, process group
+    gc.disable()  # during start-up: see _end_startup_gc
     try:
-        return _train(cfg, rank)
+        from dofbot_rl.config import load_config
+        from dofbot_rl.rl import distributed
+        from dofbot_rl.rl.play import resolve_checkpoint
+
+        cfg = load_config(list(args), command="train")
+        if cfg.test:
+            gc.enable()
+            return cmd_play(args)
+        cfg = _with_checkpoint(cfg, resolve_checkpoint(cfg, required=False))
+        cfg, rank = distributed.setup(cfg)  # multi_gpu=True: this torchrun rank's device, seed, process group
+        if not rank.is_main:  # on_progress (which ends the start-up's GC pause) runs on rank 0 alone
+            gc.enable()
+        try:
+            return _train(cfg, rank)
+        finally:
+            distributed.destroy_process_group()
     finally:
-        distributed.destroy_process_group()
+        gc.enable()
+
+
+def _end_startup_gc() -> None:
+    """End ``train``'s start-up pause of Python's cyclic garbage collector (at the first epoch).
+
+    Start-up creates about a million long-lived objects (torch, rl_games, warp's parsed kernels,
+    the task), and the collector, triggered by allocations, scans them again and again while they
+    are made: 0.3-0.7 s of a 2.5 s import on the 2-core CPU machine; on an H200 machine
+    docs/benchmarks.md has the figures. ``gc.freeze`` moves them to the permanent generation
+    (no scan, unlike a collection, ~0.3 s here) before the collector is switched back on; the
+    start-up's own unreachable cycles (~20k objects, a few MB) are not freed.
+    """
+    if not gc.isenabled():
+        gc.freeze()
+        gc.enable()
 
 
 def _train(cfg, rank) -> int:
@@ -89,6 +112,7 @@ def _train(cfg, rank) -> int:
     def on_progress(p):
         nonlocal bar
         if bar is None:
+            _end_startup_gc()
             log.info("start-up: %s", startup_line(trainer.startup))  # apart from the training figures
             bar = tqdm(total=int(cfg.max_iterations), unit="epoch", file=sys.stderr, dynamic_ncols=True)
         for key in ("mean_reward", "goals_per_episode", "success_rate"):

@@ -115,6 +115,10 @@ class SupportsStepCapture(Protocol):
         each replay, so state carried between steps must be written in place.
         """
 
+    def run_eagerly(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` now, its ``step`` calls launching their kernels directly (loading them),
+        as the eager run before :meth:`capture` needs: no graph of the step alone is recorded."""
+
 
 def grid_origins(num_envs: int, spacing: float, device: torch.device) -> torch.Tensor:
     """Env origins on a square grid in the XY plane, ``(num_envs, 3)`` m, centred on 0.

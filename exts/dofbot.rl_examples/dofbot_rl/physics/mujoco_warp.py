@@ -85,7 +85,7 @@ class MujocoWarpBackend:
         self._views()
         self._graphs: Dict[int, object] = {}
         self.graph_version = 0  # bumped when the device model is re-created (captured graphs go stale)
-        self._in_outer_capture = False  # step() records its kernels into a caller's graph (capture())
+        self._launch_directly = False  # step() launches its substeps itself: in capture() (into the caller's graph) and run_eagerly()
         self._scaled_fields: Optional[Dict[str, torch.Tensor]] = None  # set by set_dynamics_scales
 
     def _views(self) -> None:
@@ -192,8 +192,8 @@ class MujocoWarpBackend:
         """Advance every world ``n_substeps`` steps: one CUDA-graph launch (captured on first use)."""
         n = int(n_substeps)
         with wp.ScopedDevice(self._wp_device):
-            if self.device.type != "cuda" or self._in_outer_capture:
-                self._substeps(n)  # inside capture(): the kernels go into the caller's graph
+            if self.device.type != "cuda" or self._launch_directly:
+                self._substeps(n)  # inside capture() / run_eagerly(): directly, or into the caller's graph
                 return
             graph = self._graphs.get(n)
             if graph is None:
@@ -208,14 +208,24 @@ class MujocoWarpBackend:
                 graph = self._graphs[n] = capture.graph
             wp.capture_launch(graph, stream=self._stream)
 
+    def run_eagerly(self, fn: Callable[[], None]) -> None:
+        """Run ``fn()`` now with :meth:`step` launching the substeps' kernels directly (the first run
+        loads them), not through a graph of its own: the eager run before :meth:`capture`, which
+        records those kernels into the caller's graph. :class:`~dofbot_rl.physics.base.SupportsStepCapture`."""
+        self._launch_directly = True
+        try:
+            fn()
+        finally:
+            self._launch_directly = False
+
     def capture(self, fn: Callable[[], None]) -> Callable[[], None]:
         """Record ``fn()`` -- torch ops and :meth:`step` calls -- as one CUDA graph (not run); return its replay.
 
         :class:`~dofbot_rl.physics.base.SupportsStepCapture`. The capture runs on a side
         stream (non-blocking, as torch's graph capture needs) that warp joins as an external
         capture; each replay runs on the backend's stream, ordered with everything else.
-        ``fn`` must have run eagerly once (warp kernels loaded, the ``step`` graph of its
-        substep count captured) and must not synchronise with the host.
+        ``fn`` must have run eagerly once (:meth:`run_eagerly`: warp kernels loaded) and must
+        not synchronise with the host.
 
         Raises:
             RuntimeError: on a CPU device (no CUDA graphs there).
@@ -228,11 +238,11 @@ class MujocoWarpBackend:
         side_wp = wp.stream_from_torch(side)
         with wp.ScopedDevice(self._wp_device), wp.ScopedStream(side_wp), torch.cuda.graph(graph, stream=side):
             wp.capture_begin(stream=side_wp, force_module_load=False, external=True)
-            self._in_outer_capture = True
+            self._launch_directly = True
             try:
                 fn()
             finally:
-                self._in_outer_capture = False
+                self._launch_directly = False
                 wp.capture_end(stream=side_wp)
         torch.cuda.current_stream(self.device).wait_stream(side)
         return graph.replay

@@ -102,16 +102,6 @@ def _record(fn, stream, pool, device):
     return graph, out
 
 
-class _Static:
-    """The environment outputs a graph was recorded against (identity, not values)."""
-
-    def __init__(self, obs, rewards, dones, time_outs):
-        self.tensors = (obs, rewards, dones, time_outs)
-
-    def matches(self, obs, rewards, dones, time_outs) -> bool:
-        return all(a is b for a, b in zip(self.tensors, (obs, rewards, dones, time_outs)))
-
-
 class RolloutGraphs:
     """The ``policy`` / ``post`` / ``returns`` graphs of one rl_games continuous A2C agent.
 
@@ -134,12 +124,11 @@ class RolloutGraphs:
         self.stream = torch.cuda.Stream(device=self.device)
         self.dones = agent.dones  # (num_envs,) uint8: the dones the next stored step sees
         self.stats = stats
-        self._policy = self._post = self._returns = None
-        self._policy_out: Dict[str, torch.Tensor] = {}
-        self._policy_obs = self._returns_obs = None
-        self._static: Optional[_Static] = None
-        self._returns_out = None
+        self.graphs: Dict[str, torch.cuda.CUDAGraph] = {}  #: the parts recorded so far, by name
+        self._outs: Dict[str, object] = {}  # each recorded part's outputs (the graph's tensors)
+        self._inputs: Dict[str, tuple] = {}  # the environment tensors each part was recorded against
         self._eager_runs = {"policy": 0, "post": 0, "returns": 0}
+        self._policy_out: Dict[str, torch.Tensor] = {}
         self.eager = False  #: True once the environment broke the graphs' assumption
 
     def begin(self) -> None:
@@ -150,15 +139,29 @@ class RolloutGraphs:
             self.agent.dones = self.dones
         self.slot.zero_()
 
-    def _give_up(self) -> None:
-        """The environment handed out other tensors than those recorded (e.g. observations copied
-        to another device each step): drop the graphs and run the same code eagerly from now on."""
-        log.info("rollout CUDA graphs off: the environment returns new tensors each step")
-        self._policy = self._post = self._returns = None
-        self.eager = True
+    def _run(self, name: str, body, inputs: tuple, ready: bool = True):
+        """Run part ``name``: replay its graph; else run ``body()`` eagerly (its first run: lazy
+        inits, cuBLAS handles; or for good once the graphs were given up); else record it
+        (``ready``: what it reads from other parts is recorded too) and replay it.
 
-    def _record(self, fn):
-        return _record(fn, self.stream, self.pool, self.device)
+        ``inputs`` are the environment tensors ``body`` reads: a graph replays only while they
+        are the same tensors (identity) as at its recording. If the environment hands out new
+        ones, every graph is dropped and the agent runs eagerly from then on.
+        """
+        if name in self.graphs and not all(a is b for a, b in zip(self._inputs[name], inputs)):
+            log.info("rollout CUDA graphs off: the environment returns new tensors each step")
+            self.graphs.clear()
+            self.eager = True
+        if name in self.graphs:
+            self.graphs[name].replay()
+            return self._outs[name]
+        if self.eager or not ready or self._eager_runs[name] == 0:
+            self._eager_runs[name] += 1
+            return body()
+        self.graphs[name], self._outs[name] = _record(body, self.stream, self.pool, self.device)
+        self._inputs[name] = inputs
+        self.graphs[name].replay()
+        return self._outs[name]
 
     # -- the three parts ------------------------------------------------------------------
     def _network(self, obs: torch.Tensor):
@@ -203,18 +206,7 @@ class RolloutGraphs:
         Args:
             obs: ``(num_envs, num_obs)`` the environment's observation buffer.
         """
-        if self._policy is not None and self._policy_obs is not obs:
-            self._give_up()
-        if self._policy is not None:
-            self._policy.replay()
-            return self._policy_out["env_actions"]
-        if self.eager or self._eager_runs["policy"] == 0:
-            self._eager_runs["policy"] += 1
-            self._policy_out = self._policy_body(obs)  # eager once: lazy inits, cuBLAS handles
-            return self._policy_out["env_actions"]
-        self._policy, self._policy_out = self._record(lambda: self._policy_body(obs))
-        self._policy_obs = obs
-        self._policy.replay()
+        self._policy_out = self._run("policy", lambda: self._policy_body(obs), (obs,))
         return self._policy_out["env_actions"]
 
     def _post_body(self, rewards, dones, time_outs) -> None:
@@ -237,18 +229,9 @@ class RolloutGraphs:
             obs: ``(num_envs, num_obs)``; rewards ``(num_envs,)``; dones ``(num_envs,)`` uint8;
                 time_outs ``(num_envs,)`` bool: what the environment step returned.
         """
-        if self._post is not None and not self._static.matches(obs, rewards, dones, time_outs):
-            self._give_up()
-        if self._post is not None:
-            self._post.replay()
-            return
-        if self.eager or self._policy is None or self._eager_runs["post"] == 0:
-            self._eager_runs["post"] += 1
-            self._post_body(rewards, dones, time_outs)
-            return
-        self._post, _ = self._record(lambda: self._post_body(rewards, dones, time_outs))
-        self._static = _Static(obs, rewards, dones, time_outs)
-        self._post.replay()
+        # recorded only once the policy is: it reads the policy graph's values
+        self._run("post", lambda: self._post_body(rewards, dones, time_outs), (obs, rewards, dones, time_outs),
+                  ready="policy" in self.graphs)
 
     def _returns_body(self, obs):
         agent, buf = self.agent, self.agent.experience_buffer.tensor_dict
@@ -261,18 +244,7 @@ class RolloutGraphs:
     def returns(self, obs: torch.Tensor) -> torch.Tensor:
         """GAE returns ``(horizon, num_envs, 1)`` of the rollout just stored (a graph's output:
         valid until the next call)."""
-        if self._returns is not None and self._returns_obs is not obs:
-            self._give_up()
-        if self._returns is not None:
-            self._returns.replay()
-            return self._returns_out
-        if self.eager or self._eager_runs["returns"] == 0:
-            self._eager_runs["returns"] += 1
-            return self._returns_body(obs)
-        self._returns, self._returns_out = self._record(lambda: self._returns_body(obs))
-        self._returns_obs = obs
-        self._returns.replay()
-        return self._returns_out
+        return self._run("returns", lambda: self._returns_body(obs), (obs,))
 
 
 def update_graphable(agent) -> Optional[str]:

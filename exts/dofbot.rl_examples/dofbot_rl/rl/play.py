@@ -55,8 +55,7 @@ def load_player(cfg, env: RlGamesVecEnv, checkpoint, quiet: bool = False) -> obj
     Raises:
         dofbot_rl.rl.checkpoints.CheckpointError: missing, foreign or mismatched checkpoint.
     """
-    from rl_games.torch_runner import Runner
-
+    from dofbot_rl.rl.rlg_compat import runner_class
     from dofbot_rl.rl.trainer import Trainer
 
     state = validate_for_config(checkpoint, cfg, env.task.num_observations, env.task.num_actions)
@@ -64,7 +63,7 @@ def load_player(cfg, env: RlGamesVecEnv, checkpoint, quiet: bool = False) -> obj
     params = Trainer(cfg, task=env.task).rl_games_params()
     params["config"]["env_info"] = env.get_env_info()
     with rl_games_output_to_log(quiet):
-        runner = Runner()
+        runner = runner_class()()
         runner.load({"params": params})
         player = runner.create_player()
     # What rl_games' player.restore does, from the safely loaded (weights_only, CPU-mapped) state,

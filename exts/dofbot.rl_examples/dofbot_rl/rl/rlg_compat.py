@@ -10,6 +10,12 @@ the observer hooks ``before_init``, ``after_init``, ``process_infos``, ``after_s
 ``last_<name>_ep_<E>_rew__<R>_.pth``, and the checkpoint dict (``model``, ``epoch``,
 ``frame``, ``optimizer``, ``last_mean_rewards``, ``env_state``).
 
+* start-up: 1.6.5's ``rl_games.envs.test_network`` (imported by every agent through
+  ``common.env_configurations``) decorates a test network with ``@torch.compile`` at import,
+  which imports torch's Inductor compiler: ~0.9 s of a 2-core CPU's start-up, for a network
+  this project never builds. :func:`runner_class` imports rl_games with that decorator
+  deferred to the function's first call (it compiles then, as before).
+
 * the learner's CUDA graphs (:mod:`dofbot_rl.rl.learner_graphs`) re-state parts of 1.6.5's
   rollout and ``train_epoch`` and were checked on a GPU with 1.6.5 only: older versions
   keep rl_games' eager code (:func:`graphs_supported`).
@@ -17,6 +23,49 @@ the observer hooks ``before_init``, ``after_init``, ``process_infos``, ``after_s
 
 #: The rl_games release the learner's CUDA graphs were written against and checked with.
 GRAPHS_RL_GAMES = (1, 6, 5)
+
+
+def runner_class():
+    """``rl_games.torch_runner.Runner``, imported with ``torch.compile`` deferred (see above).
+
+    While rl_games imports, ``torch.compile(fn)`` returns a wrapper that compiles ``fn`` at its
+    first call instead of at import; ``torch.compile`` itself is restored right after. Where
+    rl_games is already imported this is a plain import.
+    """
+    import sys
+
+    if "rl_games.torch_runner" not in sys.modules:
+        import torch
+
+        compile_now = torch.compile
+        torch.compile = _deferred_compile(compile_now)
+        try:
+            import rl_games.torch_runner  # noqa: F401
+        finally:
+            torch.compile = compile_now
+    from rl_games.torch_runner import Runner
+
+    return Runner
+
+
+def _deferred_compile(compile_now):
+    """A stand-in for ``torch.compile`` that compiles at the first call (the decorator forms too)."""
+    import functools
+
+    def deferred(model=None, **options):
+        if model is None:  # @torch.compile(mode=...)
+            return lambda fn: deferred(fn, **options)
+        compiled = []
+
+        @functools.wraps(model)
+        def call(*args, **kwargs):
+            if not compiled:
+                compiled.append(compile_now(model, **options))
+            return compiled[0](*args, **kwargs)
+
+        return call
+
+    return deferred
 
 
 def gym_spaces():

@@ -262,8 +262,9 @@ class Trainer:
         """
         self._t_call, age = time.perf_counter(), process_age_s()
         self.startup = {} if age is None else {"process": age}
-        from rl_games.torch_runner import Runner
+        from dofbot_rl.rl.rlg_compat import runner_class
 
+        Runner = runner_class()
         self._mark("rl_games")
         main = self.rank.is_main  # a multi_gpu run: rank 0 alone writes (rl_games saves on rank 0 alone too)
         self.preflight()  # before anything is built or written

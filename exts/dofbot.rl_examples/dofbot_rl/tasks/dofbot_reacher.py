@@ -175,10 +175,12 @@ class DofbotReacher:
         if graphs is not None and self._graph_version == self.physics.graph_version:
             self._graph_actions.copy_(actions)
             graphs[0]()
+        elif self._use_graphs and not self._manual:  # eager once (kernels loaded), then recorded
+            actions = actions.to(self.device)
+            self.physics.run_eagerly(lambda: self._step_core(actions))
+            self._capture_graphs()
         else:
             self._step_core(actions.to(self.device))
-            if self._use_graphs and not self._manual:
-                self._capture_graphs()
         self.extras = {"time_outs": self.time_out_buf, "any_done": False}
         self._steps_to_timeout -= 1
         if self._steps_to_timeout <= 0:
