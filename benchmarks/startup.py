@@ -1,7 +1,7 @@
 """Where the start-up of `dofbot-rl train` goes, as a user sees it: a fresh process, wall clock.
 
     python benchmarks/startup.py OUT [--runs=3] [--num_envs=8192] [--epochs=22] [--variants=plain,rlg_stock,gc_on]
-                                     [--profile] [overrides...]
+                                     [--profile] [--floor] [overrides...]
 
 Each run spawns ``dofbot-rl train`` in a fresh interpreter (after one unreported warm-up run
 that fills warp's kernel cache and Python's bytecode caches) and stamps these moments with the
@@ -12,11 +12,13 @@ wall clock, relative to the spawn:
     train         Trainer.train() entered (config composed, run folder checked)
     rl_games      rl_games' runner imported (it pulls torch._dynamo)    } from Trainer.startup,
     task          the task built (physics backend, CUDA context, graphs) } which `dofbot-rl train`
+                  (inside it: physics_built, eager_step_done, graphs_recorded, warm_up_done)
     agent         rl_games' agent built (networks, TensorBoard writer)   } also prints
     rollout1      the first rollout ended (the step graph and rollout graphs captured)
     epoch1..3     epoch ends; ``t90`` the first epoch at >= 90 % success
 
-``--profile`` adds one cProfile run (OUT/startup.prof and its top entries in the report).
+``--floor`` times alone, in fresh processes, what no start-up of this design can skip
+(:data:`FLOOR`). ``--profile`` adds one cProfile run (OUT/startup.prof and its top entries in the report).
 Variants: ``plain``; ``rlg_stock`` imports rl_games' runner the stock way first (its test
 network's ``@torch.compile`` imports torch's Inductor, which ``dofbot_rl.rl.rlg_compat.runner_class``
 defers), to measure that deferral in the same call; ``gc_on`` keeps Python's cyclic garbage
@@ -104,7 +106,51 @@ def _child(t0, variant, argv):
         return cls
 
     vecenv.host_sync_free_agent_class = _class  # dofbot_rl.rl.distributed looks it up at call time
+    from dofbot_rl.tasks.dofbot_reacher import DofbotReacher
+
+    warm_up, capture = DofbotReacher.warm_up, DofbotReacher._capture_graphs
+
+    def _warm_up(self):  # splits "task": physics and buffers built | eager step | graphs recorded | reset
+        stamp("physics_built")
+        warm_up(self)
+        stamp("warm_up_done")
+
+    def _capture(self):
+        stamp("eager_step_done")
+        capture(self)
+        stamp("graphs_recorded")
+
+    DofbotReacher.warm_up, DofbotReacher._capture_graphs = _warm_up, _capture
     return cli.main(["train", *argv])
+
+
+#: ``--floor``: what no start-up of this design can skip, each timed alone in fresh processes
+#: with the collector paused as `dofbot-rl train` pauses it: (set-up, timed statement).
+FLOOR = {
+    "import torch": ("", "import torch"),
+    "CUDA context (torch)": ("import torch", "torch.zeros(1, device='cuda')"),
+    "import warp + warp.init()": ("", "import warp; warp.init()"),
+    "import mujoco_warp": ("import warp; warp.config.quiet = True; warp.init()", "import mujoco_warp"),
+    "import torch._dynamo (torch.optim's first step)": ("import torch", "import torch._dynamo"),
+}
+
+
+def _floor(runs: int) -> dict:
+    """Median seconds of each :data:`FLOOR` part over ``runs`` fresh processes."""
+    import statistics
+
+    out = {}
+    for name, (setup, stmt) in FLOOR.items():
+        code = ("import gc, time; gc.disable()\n" + setup + "\nt = time.perf_counter()\n" + stmt +
+                "\nprint('FLOOR', time.perf_counter() - t)")
+        times = []
+        for _ in range(runs):
+            r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+            line = next((ln for ln in r.stdout.splitlines() if ln.startswith("FLOOR ")), None)
+            if line:
+                times.append(float(line.split()[1]))
+        out[name] = round(statistics.median(times), 3) if times else None
+    return out
 
 
 def _run(args, variant, profile=None):
@@ -156,6 +202,9 @@ def main():
             report["runs"].append(res)
             print(json.dumps(res), flush=True)
             (out / "startup.json").write_text(json.dumps(report, indent=2))
+    if "--floor" in sys.argv:
+        report["floor_s"] = _floor(int(opts.get("runs", 3)))
+        print(json.dumps(report["floor_s"]), flush=True)
     if "--profile" in sys.argv:
         prof = out / "startup.prof"
         report["profile_run"] = _run(base + ["experiment=prof", "seed=0"], "plain", profile=prof)
@@ -167,7 +216,8 @@ def main():
             pstats.Stats(str(prof), stream=s).sort_stats(key).print_stats(60)
             (out / f"startup_profile_{key}.txt").write_text(s.getvalue())
     (out / "startup.json").write_text(json.dumps(report, indent=2))
-    cols = ["interpreter", "cli", "train", "rl_games", "task", "agent", "rollout1", "epoch1", "epoch2", "t90"]
+    cols = ["interpreter", "cli", "train", "rl_games", "physics_built", "eager_step_done", "graphs_recorded", "task", "agent",
+            "rollout1", "epoch1", "epoch2", "t90"]
     print("| variant | " + " | ".join(cols) + " |")
     for r in report["runs"]:
         print("| %s | " % r["variant"] + " | ".join("%.2f" % r[c] if c in r else "-" for c in cols) + " |")
