@@ -86,10 +86,10 @@ def cmd_train(args: Sequence[str]) -> int:
 def _end_startup_gc() -> None:
     """End ``train``'s start-up pause of Python's cyclic garbage collector (at the first epoch).
 
-    Start-up creates about a million long-lived objects (torch, rl_games, warp's parsed kernels,
-    the task), and the collector, triggered by allocations, scans them again and again while they
-    are made: 0.3-0.7 s of a 2.5 s import on the 2-core CPU machine; on an H200 machine
-    docs/benchmarks.md has the figures. ``gc.freeze`` moves them to the permanent generation
+    Start-up creates over half a million long-lived objects (torch, rl_games, warp's parsed
+    kernels, the task), and the collector, triggered by allocations, scans them again and again
+    while they are made: 0.3-0.7 s of a 2.5 s import on the 2-core CPU machine, 1.3-2 s of the
+    time to 90 % success on an H200 (docs/benchmarks.md, "GPU: start-up"). ``gc.freeze`` moves them to the permanent generation
     (no scan, unlike a collection, ~0.3 s here) before the collector is switched back on; the
     start-up's own unreachable cycles (~20k objects, a few MB) are not freed.
     """

@@ -85,7 +85,9 @@ class MujocoWarpBackend:
         self._views()
         self._graphs: Dict[int, object] = {}
         self.graph_version = 0  # bumped when the device model is re-created (captured graphs go stale)
-        self._launch_directly = False  # step() launches its substeps itself: in capture() (into the caller's graph) and run_eagerly()
+        # step() launches its substeps itself, without its own graph: in capture() (into the
+        # caller's graph) and in run_eagerly()
+        self._launch_directly = False
         self._scaled_fields: Optional[Dict[str, torch.Tensor]] = None  # set by set_dynamics_scales
 
     def _views(self) -> None:
