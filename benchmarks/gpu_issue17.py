@@ -31,6 +31,9 @@ if len(sys.argv) > 1 and sys.argv[1] == "--tts-child":
     # A fresh `dofbot-rl train` that stamps each epoch with the wall clock (argv[2] = spawn time).
     T0 = float(sys.argv[2])
     T_START = time.time()
+    import gc
+
+    gc.disable()  # as `dofbot-rl train` does before its imports (cmd_train), which this child makes first
     from dofbot_rl import cli
     from dofbot_rl.rl import trainer as trainer_mod
 
